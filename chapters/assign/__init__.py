@@ -1,0 +1,1 @@
+"""Build student versions of the chapters and grade them (nbgrader-style markers)."""
