@@ -10,8 +10,12 @@ KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.C
 
 
 def is_literal_assignment(node: ast.stmt) -> bool:
-    """``NAME = <literal>`` (numbers, strings, tuples, dicts of literals...)."""
+    """``NAME = <literal>`` (numbers, strings, tuples, dicts of literals...), plain names only:
+    ``t[0] = 1.0`` or ``obj.x = 2`` act on state the cells built, so they are left out."""
     if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+        return False
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    if not all(isinstance(t, ast.Name) for t in targets):
         return False
     try:
         ast.literal_eval(node.value)

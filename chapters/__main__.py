@@ -1,0 +1,199 @@
+"""Run the chapters, each in its own Python process, and print a summary table.
+
+    python -m chapters                    every chapters/chNN_*.py, in order (default mode)
+    python -m chapters --fast             the same code with fewer steps (what the tests run)
+    python -m chapters --only 02 05       just these chapters
+    python -m chapters --list             list the chapters and exit
+    python -m chapters --out DIR          figures under DIR/chNN_name/ (default out/)
+
+Exit status: 0 when every chapter finished and reported at least one check, 1 otherwise
+(the failing chapter's last lines are shown), 2 for bad options.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+CHAPTERS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = CHAPTERS_DIR.parent
+PATTERN = re.compile(r"^ch(\d+)_\w+\.py$")
+SUMMARY_PREFIX = "@@CHAPTER "  # printed by chapters.book.Chapter.done()
+TAIL_LINES = 25
+
+
+def find_chapters(folder: Path) -> list[Path]:
+    """chNN_*.py files in ``folder``, ordered by number."""
+    files = [p for p in Path(folder).iterdir() if p.is_file() and PATTERN.match(p.name)]
+    return sorted(files, key=lambda p: (int(PATTERN.match(p.name).group(1)), p.name))
+
+
+def chapter_number(path: Path) -> int:
+    return int(PATTERN.match(path.name).group(1))
+
+
+def chapter_title(path: Path) -> str:
+    """The first markdown heading of the chapter (``# # Title`` inside a markdown cell)."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^#\s+#+\s+(.*)", line)
+        if m:
+            return m.group(1).strip()
+    return ""
+
+
+def select(chapters: list[Path], only: list[str] | None) -> list[Path]:
+    """Keep the chapters whose number is in ``only`` ("02", "2", "ch02" all mean chapter 2)."""
+    if not only:
+        return chapters
+    wanted = []
+    for item in only:
+        m = re.fullmatch(r"(?:ch)?(\d+)(?:_\w*)?(?:\.py)?", item.strip())
+        if not m:
+            raise ValueError(f"--only: expected chapter numbers such as 02 or ch02, received {item!r}")
+        wanted.append(int(m.group(1)))
+    available = {chapter_number(p) for p in chapters}
+    missing = sorted(set(wanted) - available)
+    if missing:
+        have = ", ".join(f"{n:02d}" for n in sorted(available)) or "none"
+        raise ValueError(f"--only: no chapter numbered {', '.join(f'{n:02d}' for n in missing)}; available: {have}")
+    return [p for p in chapters if chapter_number(p) in wanted]
+
+
+def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool) -> dict:
+    """Run one chapter in a subprocess. Returns a row: chapter, status, checks, figures, seconds, tail."""
+    (out / path.stem).mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(path), "--out", str(out / path.stem)] + (["--fast"] if fast else [])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["MPLBACKEND"] = "Agg"
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    env.pop("CHAPTERS_OUT", None)  # --out decides
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    summary: dict | None = None
+    passed = 0  # ✓ lines seen, so a chapter that fails half-way still shows how far it got
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT), env=env,
+                            text=True, encoding="utf-8", errors="replace")
+
+    def pump():
+        nonlocal summary, passed
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            passed += line.startswith("✓ ")
+            if line.startswith(SUMMARY_PREFIX):
+                try:
+                    summary = json.loads(line[len(SUMMARY_PREFIX):])
+                except json.JSONDecodeError:
+                    pass
+                continue
+            tail.append(line)
+            if stream:
+                print(f"  {line}", flush=True)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        proc.kill()
+        rc = proc.wait()
+    reader.join(timeout=5)
+    seconds = time.perf_counter() - t0
+
+    row = {"chapter": path.stem, "seconds": round(seconds, 2), "checks": passed, "figures": 0, "returncode": rc}
+    if summary:
+        row["checks"] = int(summary.get("checks", 0))
+        row["figures"] = len(summary.get("figures", []))
+        row["figure_names"] = list(summary.get("figures", []))
+    if timed_out:
+        row["status"] = f"TIMEOUT after {timeout:g} s"
+    elif rc != 0:
+        row["status"] = f"FAILED (exit {rc})"
+    elif summary is None:
+        row["status"] = "FAILED (no @@CHAPTER line: the chapter must end with ch.done())"
+    elif row["checks"] < 1:
+        row["status"] = "FAILED (no checks: a chapter must verify something)"
+    else:
+        row["status"] = "ok"
+    row["tail"] = list(tail)
+    return row
+
+
+def format_table(rows: list[dict]) -> str:
+    width = max([len("chapter")] + [len(r["chapter"]) for r in rows])
+    lines = [f"{'chapter':<{width}}  {'checks':>6}  {'time':>8}  {'figures':>7}  status", "-" * (width + 40)]
+    for r in rows:
+        lines.append(f"{r['chapter']:<{width}}  {r['checks']:>6}  {r['seconds']:>6.1f} s  {r['figures']:>7}  {r['status']}")
+    total = sum(r["seconds"] for r in rows)
+    n_ok = sum(r["status"] == "ok" for r in rows)
+    lines += ["-" * (width + 40),
+              f"{'total':<{width}}  {sum(r['checks'] for r in rows):>6}  {total:>6.1f} s  "
+              f"{sum(r['figures'] for r in rows):>7}  {n_ok}/{len(rows)} ok"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m chapters", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fast", action="store_true", help="fewer steps (each chapter well under 10 s)")
+    ap.add_argument("--only", nargs="+", metavar="NN", help="run only these chapter numbers, e.g. --only 02 05")
+    ap.add_argument("--out", type=Path, default=Path("out"), help="folder for figures, one subfolder per chapter (default out/)")
+    ap.add_argument("--list", action="store_true", help="list the chapters and exit")
+    ap.add_argument("--dir", type=Path, default=CHAPTERS_DIR, help="where the chNN_*.py files are (default: this package)")
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per chapter (default 300)")
+    ap.add_argument("--quiet", action="store_true", help="do not stream the chapters' output, only the summary")
+    ap.add_argument("--json", type=Path, default=None, help="also write the summary rows to this JSON file")
+    args = ap.parse_args(argv)
+
+    if not args.dir.is_dir():
+        ap.error(f"--dir: expected a folder of chNN_*.py chapters, received {args.dir}")
+    if args.timeout <= 0:
+        ap.error(f"--timeout: expected a positive number of seconds, received {args.timeout:g}")
+    try:
+        chapters = select(find_chapters(args.dir), args.only)
+    except ValueError as e:
+        ap.error(str(e))
+    if not chapters:
+        ap.error(f"no chNN_*.py chapters found in {args.dir}")
+
+    if args.list:
+        for p in chapters:
+            print(f"{p.stem:<24} {chapter_title(p)}")
+        return 0
+
+    out = args.out.resolve()
+    rows = []
+    for p in chapters:
+        if not args.quiet:
+            print(f"\n=== {p.stem} {'(fast)' if args.fast else ''}", flush=True)
+        row = run_chapter(p, out, args.fast, args.timeout, stream=not args.quiet)
+        rows.append(row)
+        if args.quiet:
+            print(f"{row['chapter']}: {row['status']} ({row['checks']} checks, {row['seconds']:.1f} s)", flush=True)
+
+    print("\n" + format_table(rows))
+    failed = [r for r in rows if r["status"] != "ok"]
+    for r in failed:
+        print(f"\n--- {r['chapter']}: {r['status']}; its last lines:")
+        print("\n".join(f"    {line}" for line in r["tail"]) or "    (no output)")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"fast": args.fast, "chapters": [{k: v for k, v in r.items() if k != "tail"} for r in rows]},
+                                        indent=2, ensure_ascii=False), encoding="utf-8")
+    print(f"\n{len(rows) - len(failed)}/{len(rows)} chapters ok; figures under {out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,432 @@
+# %% [markdown]
+# # Chapter 4 · LayerNorm、GELU 与前馈网络 — the other half of the block (Article §4.2.2)
+#
+# The article's encoder formula (§4.2.2 多层Transformer编码器) names `LayerNorm`, `MLP` and
+# `Dropout` without writing them down. In this chapter each becomes a formula, then code, then a
+# check against PyTorch:
+#
+# 1. **LayerNorm** — `γ ⊙ (x − μ)/√(σ² + ε) + β`, with the *biased* variance and ε *inside* the
+#    square root; its backward pass derived by hand and checked with `gradcheck`;
+# 2. **GELU** — exact `x·Φ(x)` (BERT) and the tanh approximation (GPT-2), against `F.gelu`;
+# 3. **the feed-forward network** (the article's "MLP") — `W₂ GELU(W₁ x + b₁) + b₂`, one token at
+#    a time;
+# 4. **residual + dropout wiring** — how these sublayers are glued into a block (used in ch06).
+
+# %%
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from chapters.book import Chapter, plt
+from minitransformer.backward import LayerNormFunction, layer_norm_backward, layer_norm_forward
+from minitransformer.blocks import sublayer_connection
+from minitransformer.layers import FeedForward, LayerNorm, gelu, gelu_tanh, layer_norm, relu
+
+ch = Chapter(__file__)
+
+# %% [markdown]
+# ## 1. LayerNorm (层归一化)
+#
+# For every token separately, over its C features:
+#
+#     μ  = (1/C) Σ_c x_c
+#     σ² = (1/C) Σ_c (x_c − μ)²          ← divide by C (biased), not C − 1
+#     x̂  = (x − μ) / √(σ² + ε)           ← ε inside the square root
+#     y  = γ ⊙ x̂ + β                     (γ, β: C learned numbers, initialised to 1 and 0)
+#
+# Unlike BatchNorm, nothing is averaged across tokens or sentences: each token is normalised on
+# its own, so batch size and padding never change a token's result.
+# 每个 token 在自己的特征维度上归一化；方差用有偏估计（除以 C），ε 放在根号里面。
+
+# %%
+B, T, C = 2, 3, 8
+x = 3.0 * torch.randn(B, T, C) + 1.5
+gamma, beta = torch.randn(C), torch.randn(C)
+
+mu = x.mean(dim=-1, keepdim=True)  # (B, T, 1)
+var = ((x - mu) ** 2).mean(dim=-1, keepdim=True)  # (B, T, 1), biased
+xhat = (x - mu) / torch.sqrt(var + 1e-5)  # (B, T, C)
+y = gamma * xhat + beta
+ch.show("mu", mu, "(B, T, 1) one mean per token")
+ch.show("var", var, "(B, T, 1)")
+ch.show("y", y, "(B, T, C)")
+
+ref_ln = nn.LayerNorm(C)
+with torch.no_grad():
+    ref_ln.weight.copy_(gamma)
+    ref_ln.bias.copy_(beta)
+    ch.check_close("step-by-step LayerNorm == torch.nn.LayerNorm", y, ref_ln(x), atol=1e-5)
+    ch.check_close("library layer_norm == torch.nn.LayerNorm", layer_norm(x, gamma, beta), ref_ln(x), atol=1e-5)
+    ours_mod = LayerNorm(C)
+    ours_mod.weight.copy_(gamma)
+    ours_mod.bias.copy_(beta)
+    ch.check_close("library LayerNorm module == torch.nn.LayerNorm", ours_mod(x), ref_ln(x), atol=1e-5)
+ch.check_close("x̂ has mean 0 per token", xhat.mean(-1), torch.zeros(B, T), atol=1e-5)
+ch.check_close("x̂ has (biased) variance 1 per token", xhat.pow(2).mean(-1), torch.ones(B, T), atol=1e-4)
+
+# %% [markdown]
+# Two easy mistakes, measured. `torch.var` divides by C − 1 unless told `unbiased=False`
+# (`correction=0`); and ε outside the square root, `(x − μ)/(σ + ε)`, is a different function.
+# The second only shows when a token's variance is comparable to ε — for instance a nearly
+# constant token.
+
+# %%
+wrong_var = (x - mu) / torch.sqrt(x.var(dim=-1, keepdim=True) + 1e-5)  # unbiased variance
+err_var = float((wrong_var - xhat).abs().max())
+ch.check("unbiased variance (torch.var's default) gives a different LayerNorm", err_var > 1e-2,
+         f"max diff {err_var:.3f}: a factor √((C−1)/C) = {math.sqrt((C - 1) / C):.3f} with C = {C}")
+flat = 1e-3 * torch.randn(4, C)  # tokens with σ² ≈ 1e-6, smaller than ε = 1e-5
+m_, v_ = flat.mean(-1, keepdim=True), flat.var(-1, unbiased=False, keepdim=True)
+inside = (flat - m_) / torch.sqrt(v_ + 1e-5)
+outside = (flat - m_) / (torch.sqrt(v_) + 1e-5)
+ch.check_close("ε inside √ matches F.layer_norm on a nearly constant token", inside,
+               F.layer_norm(flat, (C,), eps=1e-5), atol=1e-6)
+ch.check("ε outside √ does not", float((outside - inside).abs().max()) > 0.1,
+         f"max diff {float((outside - inside).abs().max()):.2f}")
+x2 = x.clone()
+x2[1] = 100 * torch.randn(T, C)  # change the whole second sentence
+ch.check("a token's LayerNorm ignores the other tokens and sentences (unlike BatchNorm)",
+         torch.allclose(F.layer_norm(x2, (C,))[0], F.layer_norm(x, (C,))[0]))
+
+# %% [markdown]
+# ### Exercise 4.1 — LayerNorm forward
+#
+# Write `layer_norm_forward_ex(x, gamma, beta, eps)`: LayerNorm over the last axis of x (any
+# number of leading axes), biased variance, ε inside the square root. Checked against
+# `F.layer_norm` in float64.
+
+# %%
+def layer_norm_forward_ex(x, gamma, beta, eps=1e-5):
+    """y = γ ⊙ (x − μ)/√(σ² + ε) + β over the last axis; σ² is the biased variance."""
+    ### BEGIN SOLUTION
+    mu = x.mean(dim=-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(dim=-1, keepdim=True)
+    return gamma * (x - mu) / torch.sqrt(var + eps) + beta
+    ### END SOLUTION
+
+
+def check_layer_norm_forward_ex(impl):
+    """Compare with F.layer_norm (float64, atol 1e-10) on shapes, scales and eps values that expose
+    the usual mistakes (unbiased variance, ε outside the root, ignoring eps, γ/β swapped)."""
+    g = torch.Generator().manual_seed(0)
+    cases = [("(2, 3, 8), eps=1e-5", (2, 3, 8), 1.0, 1e-5),
+             ("(5, 4): C = 4, where C vs C−1 matters most", (5, 4), 2.0, 1e-5),
+             ("nearly constant tokens (σ² < ε)", (3, 6), 1e-3, 1e-5),
+             ("eps = 0.1 (is eps used?)", (2, 7), 0.5, 0.1)]
+    worst = 0.0
+    for case, shape, scale, eps in cases:
+        x = scale * torch.randn(*shape, generator=g, dtype=torch.float64) + 0.7
+        c = shape[-1]
+        gamma = torch.randn(c, generator=g, dtype=torch.float64)
+        beta = torch.randn(c, generator=g, dtype=torch.float64)
+        want = F.layer_norm(x, (c,), gamma, beta, eps)
+        got = impl(x, gamma, beta, eps)
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            shape_got = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise AssertionError(f"{case}: expected shape {tuple(want.shape)}, received {shape_got}")
+        err = float((got - want).abs().max())
+        if not err <= 1e-10:
+            raise AssertionError(f"{case}: max abs err {err:.2e} vs F.layer_norm — normalise over the last axis, "
+                                 "biased variance (divide by C), ε inside the square root, then γ·x̂ + β")
+        worst = max(worst, err)
+    return f"4 cases incl. C=4, σ² < ε and eps=0.1; max abs err {worst:.1e} vs F.layer_norm"
+
+
+ch.verify(check_layer_norm_forward_ex, layer_norm_forward_ex)
+
+# %% [markdown]
+# ## 2. LayerNorm backward by hand (手推层归一化的反向传播)
+#
+# Write r = 1/√(σ² + ε), so x̂ = (x − μ)·r. The parameters are easy:
+#
+#     dβ = Σ_tokens dy          dγ = Σ_tokens dy ⊙ x̂
+#
+# For x, every x̂_i depends on every x_j of its token through μ and σ²:
+#
+#     ∂μ/∂x_j = 1/C      ∂σ²/∂x_j = 2(x_j − μ)/C      ∂r/∂x_j = −r³ (x_j − μ)/C
+#     ∂x̂_i/∂x_j = r (δ_ij − 1/C − x̂_i x̂_j / C)
+#
+# With g = dy ⊙ γ (the gradient reaching x̂), summing g_i ∂x̂_i/∂x_j over i gives
+#
+#     dx = r · (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂))
+#
+# The two mean terms are what μ and σ² contribute; drop either and the check below fails.
+
+# %% [markdown]
+# ### Exercise 4.2 — LayerNorm backward
+#
+# Write `layer_norm_backward_ex(dy, x, gamma, eps)` returning (dx, dgamma, dbeta) without
+# autograd. dgamma and dbeta sum over every leading axis, so they have shape (C,).
+
+# %%
+def layer_norm_backward_ex(dy, x, gamma, eps=1e-5):
+    """(dx, dγ, dβ) for y = γ ⊙ x̂ + β, x̂ = (x − μ)/√(σ² + ε) over the last axis."""
+    ### BEGIN SOLUTION
+    mu = x.mean(dim=-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(dim=-1, keepdim=True)
+    r = 1.0 / torch.sqrt(var + eps)
+    xhat = (x - mu) * r
+    g = dy * gamma
+    dx = r * (g - g.mean(dim=-1, keepdim=True) - xhat * (g * xhat).mean(dim=-1, keepdim=True))
+    dims = tuple(range(dy.dim() - 1))
+    return dx, (dy * xhat).sum(dim=dims), dy.sum(dim=dims)
+    ### END SOLUTION
+
+
+def check_layer_norm_backward_ex(impl):
+    """Compare (dx, dγ, dβ) with autograd through F.layer_norm (float64, atol 1e-10)."""
+    g = torch.Generator().manual_seed(2)
+    worst = 0.0
+    for case, shape, eps in [("(2, 3, 6)", (2, 3, 6), 1e-5), ("(5, 4), eps=0.1", (5, 4), 0.1)]:
+        c = shape[-1]
+        x = (1.5 * torch.randn(*shape, generator=g, dtype=torch.float64) + 0.3).requires_grad_()
+        gamma = torch.randn(c, generator=g, dtype=torch.float64, requires_grad=True)
+        beta = torch.randn(c, generator=g, dtype=torch.float64, requires_grad=True)
+        dy = torch.randn(*shape, generator=g, dtype=torch.float64)
+        y = F.layer_norm(x, (c,), gamma, beta, eps)
+        want = torch.autograd.grad((y * dy).sum(), (x, gamma, beta))
+        with torch.no_grad():
+            got = impl(dy, x.detach(), gamma.detach(), eps)
+        if not isinstance(got, (tuple, list)) or len(got) != 3:
+            raise AssertionError(f"{case}: expected a tuple (dx, dgamma, dbeta), received {type(got).__name__}")
+        hints = {"dx": "dx = r·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ, r = 1/√(σ²+ε)",
+                 "dgamma": "dγ = Σ over every leading axis of dy·x̂", "dbeta": "dβ = Σ over every leading axis of dy"}
+        for name, a, b in zip(("dx", "dgamma", "dbeta"), got, want):
+            if not isinstance(a, torch.Tensor) or a.shape != b.shape:
+                shape_got = tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__
+                raise AssertionError(f"{case}: {name} expected shape {tuple(b.shape)}, received {shape_got} — {hints[name]}")
+            err = float((a - b).abs().max())
+            if not err <= 1e-10:
+                raise AssertionError(f"{case}: {name} max abs err {err:.2e} vs autograd through F.layer_norm — {hints[name]}")
+            worst = max(worst, err)
+    return f"dx, dγ, dβ match autograd through F.layer_norm, max abs err {worst:.1e}"
+
+
+ch.verify(check_layer_norm_backward_ex, layer_norm_backward_ex)
+
+
+# %%
+class HandLayerNorm(torch.autograd.Function):
+    """LayerNorm forward (exercise 4.1) with the hand-written backward (exercise 4.2), for gradcheck."""
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta):
+        ctx.save_for_backward(x, gamma)
+        return layer_norm_forward_ex(x, gamma, beta, 1e-5)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, gamma = ctx.saved_tensors
+        return layer_norm_backward_ex(dy, x, gamma, 1e-5)
+
+
+xg = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+gg = torch.randn(5, dtype=torch.float64, requires_grad=True)
+bg = torch.randn(5, dtype=torch.float64, requires_grad=True)
+ch.check("gradcheck(hand-written LayerNorm backward), float64",
+         torch.autograd.gradcheck(HandLayerNorm.apply, (xg, gg, bg), eps=1e-6, atol=1e-7), "finite differences, eps 1e-6")
+ch.check("gradcheck(library LayerNormFunction), float64",
+         torch.autograd.gradcheck(lambda a, w, b: LayerNormFunction.apply(a, w, b, 1e-5), (xg, gg, bg), eps=1e-6, atol=1e-7))
+dy = torch.randn(3, 5, dtype=torch.float64)
+_, xh, rs = layer_norm_forward(xg.detach(), gg.detach(), bg.detach())
+lib = layer_norm_backward(dy, xh, rs, gg.detach())
+mine = layer_norm_backward_ex(dy, xg.detach(), gg.detach())
+for name, a, b in zip(("dx", "dγ", "dβ"), mine, lib):
+    ch.check_close(f"{name}: exercise == minitransformer.backward.layer_norm_backward", a, b, atol=1e-12)
+ch.check_close("dx sums to 0 per token (shifting a token's inputs changes nothing)", mine[0].sum(-1),
+               torch.zeros(3, dtype=torch.float64), atol=1e-12)
+
+# %% [markdown]
+# ## 3. GELU (高斯误差线性单元)
+#
+# BERT's activation is GELU(x) = x·Φ(x), where Φ is the standard normal CDF:
+# Φ(x) = ½(1 + erf(x/√2)). Think of it as a smooth ReLU that lets a little negative signal
+# through: it dips to −0.17 near x = −0.75 before returning to 0.
+# GPT-2 used a tanh approximation, ½x(1 + tanh(√(2/π)(x + 0.044715x³))), which differs from the
+# exact form by at most ~5·10⁻⁴. Loading GPT-2 weights with the wrong one gives slightly wrong logits.
+
+# %%
+def gelu_ex(x):
+    """Exact GELU: x · Φ(x) = ½ x (1 + erf(x / √2))."""
+    ### BEGIN SOLUTION
+    return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    ### END SOLUTION
+
+
+def check_gelu_ex(impl):
+    """Compare with F.gelu(approximate='none') on [-30, 30] (float64, atol 1e-12)."""
+    x = torch.cat([torch.linspace(-30.0, 30.0, 2001, dtype=torch.float64), torch.tensor([0.0, -0.7518], dtype=torch.float64)])
+    got = impl(x)
+    want = F.gelu(x)
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        raise AssertionError(f"expected a tensor of shape {tuple(want.shape)}, received "
+                             f"{tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__}")
+    if bool(got.isnan().any()):
+        raise AssertionError("the output has NaN for large |x|")
+    err = float((got - want).abs().max())
+    if not err <= 1e-12:
+        raise AssertionError(f"max abs err {err:.2e} vs F.gelu — the exact GELU is x·Φ(x) = ½x(1 + erf(x/√2)), "
+                             "not the tanh approximation")
+    return f"exact GELU on [-30, 30], max abs err {err:.1e} vs F.gelu"
+
+
+ch.verify(check_gelu_ex, gelu_ex)
+grid = torch.linspace(-4, 4, ch.steps(4001, 801), dtype=torch.float64)
+ch.check_close("library gelu == F.gelu", gelu(grid), F.gelu(grid), atol=1e-12)
+ch.check_close("library gelu_tanh == F.gelu(approximate='tanh')", gelu_tanh(grid), F.gelu(grid, approximate="tanh"), atol=1e-12)
+gap = float((gelu(grid) - gelu_tanh(grid)).abs().max())
+ch.check("exact and tanh GELU differ, but by less than 1e-3", 1e-5 < gap < 1e-3, f"max gap {gap:.1e} on [-4, 4]")
+g_min = float(gelu(grid).min())
+ch.check("GELU's minimum is about −0.17 near x = −0.75", abs(g_min + 0.170) < 1e-3,
+         f"min {g_min:.4f} at x = {float(grid[gelu(grid).argmin()]):.3f}")
+
+xs = grid.clone().requires_grad_()
+curves = {"ReLU": relu(xs), "GELU (exact)": gelu(xs), "GELU (tanh approx.)": gelu_tanh(xs)}
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+for name, ys in curves.items():
+    (dys,) = torch.autograd.grad(ys.sum(), xs)
+    style = "--" if "tanh" in name else "-"
+    axes[0].plot(grid, ys.detach(), style, label=name)
+    axes[1].plot(grid, dys, style, label=name)
+axes[0].set(title="activation", xlabel="x")
+axes[1].set(title="derivative", xlabel="x")
+for ax in axes:
+    ax.axhline(0, color="k", lw=0.5)
+    ax.legend()
+ch.savefig(fig, "gelu_vs_relu")
+
+# %% [markdown]
+# ## 4. The feed-forward network (前馈网络, the article's "MLP")
+#
+#     FFN(x) = W₂ · GELU(W₁ x + b₁) + b₂        W₁: (d_ff, C), W₂: (C, d_ff), d_ff = 4C in BERT
+#
+# It acts on every token **separately** ("position-wise"): attention mixes information across
+# tokens, the FFN then processes each token on its own. Its 2·C·d_ff weights are about two
+# thirds of a BERT layer's parameters.
+#
+# ### Exercise 4.3 — the feed-forward layer
+#
+# Write `feed_forward_ex(x, w1, b1, w2, b2)` with weights laid out like `nn.Linear.weight`
+# (out_features, in_features) and the exact GELU.
+
+# %%
+def feed_forward_ex(x, w1, b1, w2, b2):
+    """FFN(x) = W₂ GELU(W₁ x + b₁) + b₂ on the last axis. w1: (d_ff, C), w2: (C, d_ff)."""
+    ### BEGIN SOLUTION
+    h = x @ w1.T + b1  # (..., d_ff)
+    h = 0.5 * h * (1.0 + torch.erf(h / math.sqrt(2.0)))
+    return h @ w2.T + b2  # (..., C)
+    ### END SOLUTION
+
+
+def check_feed_forward_ex(impl):
+    """Compare with F.linear → F.gelu → F.linear (float64, atol 1e-10), d_ff ≠ C."""
+    g = torch.Generator().manual_seed(3)
+    c, d_ff = 6, 10
+    x = torch.randn(2, 4, c, generator=g, dtype=torch.float64)
+    w1, b1 = torch.randn(d_ff, c, generator=g, dtype=torch.float64), torch.randn(d_ff, generator=g, dtype=torch.float64)
+    w2, b2 = torch.randn(c, d_ff, generator=g, dtype=torch.float64), torch.randn(c, generator=g, dtype=torch.float64)
+    want = F.linear(F.gelu(F.linear(x, w1, b1)), w2, b2)
+    got = impl(x, w1, b1, w2, b2)
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        raise AssertionError(f"expected shape {tuple(want.shape)} (B, T, C), received "
+                             f"{tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__}")
+    err = float((got - want).abs().max())
+    if not err <= 1e-10:
+        raise AssertionError(f"max abs err {err:.2e} vs F.linear/F.gelu — weights are (out, in) like nn.Linear "
+                             "(use x @ w1.T + b1), and the activation is the exact GELU")
+    one = impl(x[:1, :1], w1, b1, w2, b2)
+    if float((one - want[:1, :1]).abs().max()) > 1e-10:
+        raise AssertionError("a single token gives a different result alone: the FFN must act on each position independently")
+    return f"matches F.linear → F.gelu → F.linear (C=6, d_ff=10), max abs err {err:.1e}"
+
+
+ch.verify(check_feed_forward_ex, feed_forward_ex)
+
+C, D_FF = 16, 64
+ffn = FeedForward(C, D_FF)  # library module: fc1, fc2
+x = torch.randn(2, 5, C)
+with torch.no_grad():
+    y_lib = ffn(x)
+    y_ex = feed_forward_ex(x, ffn.fc1.weight, ffn.fc1.bias, ffn.fc2.weight, ffn.fc2.bias)
+    # PyTorch's own layers, nothing of ours: Linear -> GELU -> Linear with the same weights
+    torch_ffn = nn.Sequential(nn.Linear(C, D_FF), nn.GELU(), nn.Linear(D_FF, C))
+    torch_ffn[0].load_state_dict(ffn.fc1.state_dict())
+    torch_ffn[2].load_state_dict(ffn.fc2.state_dict())
+    y_ref = torch_ffn(x)
+    per_token = torch.stack([torch.stack([ffn(x[b, t]) for t in range(5)]) for b in range(2)])
+ch.show("FFN(x)", y_lib, "(B, T, C)")
+ch.check_close("library FeedForward == nn.Sequential(Linear, GELU, Linear)", y_lib, y_ref, atol=1e-5)
+ch.check_close("exercise == library FeedForward", y_ex, y_lib, atol=1e-5)
+ch.check_close("position-wise: token by token == all at once", per_token, y_lib, atol=1e-5)
+n_params = sum(p.numel() for p in ffn.parameters())
+ch.check("FFN parameters = 2·C·d_ff + d_ff + C", n_params == 2 * C * D_FF + D_FF + C, f"{n_params}")
+
+# %% [markdown]
+# ## 5. Residual connections and dropout (残差连接与 Dropout)
+#
+# Each sublayer f (attention or FFN) is wrapped the same way. BERT and the original Transformer
+# put the LayerNorm **after** the residual sum (post-LN); GPT-2 puts it **before** the sublayer
+# (pre-LN):
+#
+#     post-LN:  x ← LN(x + Dropout(f(x)))
+#     pre-LN:   x ← x + Dropout(f(LN(x)))
+#
+# Dropout in training zeroes each value with probability p and multiplies the survivors by
+# 1/(1 − p), so the expected value is unchanged; in evaluation it does nothing. ch06 compares
+# the two placements through a deep stack.
+
+# %%
+p = 0.1
+drop = nn.Dropout(p)
+norm = LayerNorm(C)
+with torch.no_grad():
+    norm.weight.copy_(1 + 0.1 * torch.randn(C))
+    norm.bias.copy_(0.1 * torch.randn(C))
+
+
+def f(h):
+    return ffn(h), None  # a sublayer returns (output, attention weights or None)
+
+
+with torch.no_grad():
+    drop.eval()
+    post, _ = sublayer_connection(x, norm, f, drop, norm_first=False)
+    pre, _ = sublayer_connection(x, norm, f, drop, norm_first=True)
+    ch.check_close("post-LN: LN(x + Dropout(FFN(x))) (eval)", post, F.layer_norm(x + y_ref, (C,), norm.weight, norm.bias), atol=1e-5)
+    pre_ref = x + torch_ffn(F.layer_norm(x, (C,), norm.weight, norm.bias))
+    ch.check_close("pre-LN: x + Dropout(FFN(LN(x))) (eval)", pre, pre_ref, atol=1e-5)
+
+    drop.train()
+    torch.manual_seed(7)
+    post_train, _ = sublayer_connection(x, norm, f, drop, norm_first=False)
+    torch.manual_seed(7)
+    manual = F.layer_norm(x + F.dropout(y_ref, p, training=True), (C,), norm.weight, norm.bias)
+    ch.check_close("post-LN in training == the formula with F.dropout (same seed)", post_train, manual, atol=1e-5)
+
+    big = torch.ones(ch.steps(1_000_000, 200_000))
+    dropped = drop(big)
+    frac = float((dropped == 0).float().mean())
+    ch.check(f"dropout zeroes a fraction p = {p} of the values", abs(frac - p) < 0.005, f"measured {frac:.4f}")
+    ch.check("survivors are scaled by 1/(1 − p), so the mean stays 1",
+             abs(float(dropped.mean()) - 1.0) < 0.01 and bool(torch.isclose(dropped.max(), torch.tensor(1 / (1 - p)))),
+             f"mean {float(dropped.mean()):.4f}, survivors = {float(dropped.max()):.4f}")
+    drop.eval()
+    ch.check("in eval mode dropout is the identity", torch.equal(drop(big), big))
+
+# %% [markdown]
+# Why the residual? The gradient of x + f(x) with respect to x is I + ∂f/∂x: the identity path
+# carries the signal (and the gradient) through any number of layers even when f is poorly
+# initialised. ch06 measures what LayerNorm placement does to that path.
+#
+# ## What we built
+#
+# * LayerNorm with biased variance and ε inside the root, its hand-derived backward (gradcheck ✓);
+# * exact and tanh GELU against `F.gelu`;
+# * the position-wise feed-forward network against PyTorch's Linear–GELU–Linear;
+# * the residual + dropout wiring for post-LN and pre-LN.
+
+# %%
+ch.done()

@@ -1,0 +1,232 @@
+# %% [markdown]
+# # Chapter 5 · 位置编码 — where word order comes from (accompanies Article §4.2.1–4.2.2)
+#
+# The article's formulas have no positions in them, and that is a real gap: attention by itself
+# **cannot see word order**. Shuffle the tokens and the outputs are shuffled the same way — "dog
+# bites man" and "man bites dog" give the same set of vectors. We show that numerically, then
+# build the three standard fixes and check each:
+#
+# 1. **sinusoidal** positions (original Transformer): a fixed table added to the embeddings;
+# 2. **learned** positions (BERT, GPT-2): a trained table, one row per position (BERT: 512 rows);
+# 3. **rotary** positions, RoPE (LLaMA and most recent LLMs): rotate queries and keys so that
+#    q_m · k_n depends only on the distance m − n.
+#
+# 自注意力本身对词序不敏感（置换等变）；词序信息完全来自位置编码。
+
+# %%
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from chapters.book import Chapter, plt
+from minitransformer.attention import MultiHeadAttention
+from minitransformer.positions import (
+    LearnedPositionalEmbedding,
+    RotaryEmbedding,
+    apply_rope,
+    rope_angles,
+    sinusoidal_table,
+)
+
+ch = Chapter(__file__)
+
+# %% [markdown]
+# ## 1. Attention without positions is permutation-equivariant (置换等变)
+#
+# Reorder the input tokens with a permutation π. Every score q_i · k_j just moves to row π(i),
+# column π(j), and the softmax and weighted sum follow: MHA(x[π]) = MHA(x)[π].
+
+# %%
+B, T, C, H = 1, 6, 16, 4
+mha = MultiHeadAttention(C, H).eval()
+x = torch.randn(B, T, C)
+perm = torch.randperm(T)
+with torch.no_grad():
+    out, _ = mha(x)
+    out_perm, _ = mha(x[:, perm])
+ch.show("perm", perm)
+ch.check_close("no positions: MHA(x[π]) == MHA(x)[π]", out_perm, out[:, perm], atol=1e-5)
+
+words = ["dog", "bites", "man"]
+emb = {w: torch.randn(C) for w in words}
+s1 = torch.stack([emb[w] for w in ["dog", "bites", "man"]])[None]  # (1, 3, C)
+s2 = torch.stack([emb[w] for w in ["man", "bites", "dog"]])[None]
+with torch.no_grad():
+    pooled1, pooled2 = mha(s1)[0].mean(1), mha(s2)[0].mean(1)
+ch.check_close('"dog bites man" and "man bites dog" pool to the same vector', pooled1, pooled2, atol=1e-5)
+
+# %% [markdown]
+# ## 2. Sinusoidal positions (正弦位置编码)
+#
+#     PE[pos, 2i]   = sin(pos · ω_i)
+#     PE[pos, 2i+1] = cos(pos · ω_i),      ω_i = 10000^(−2i/d)
+#
+# Each pair of columns is a clock hand turning at its own speed ω_i, from one radian per position
+# (i = 0) down to 1/10000. Two properties make it work, both checked below:
+#
+# * **shifts are rotations**: PE[pos + k] = R_k · PE[pos], with R_k a block-diagonal rotation that
+#   depends on k only — a linear layer can learn "k positions back";
+# * **dot products depend only on distance**: PE[m] · PE[n] = Σ_i cos((m − n) ω_i).
+
+# %%
+L, D = ch.steps(128, 64), 64
+pe = sinusoidal_table(L, D).double()  # (L, D); the library stores it in float32
+# the same table from the formula, element by element, in numpy
+ref = np.zeros((L, D))
+for pos in range(L):
+    for i in range(D // 2):
+        w = 10000.0 ** (-2 * i / D)
+        ref[pos, 2 * i], ref[pos, 2 * i + 1] = math.sin(pos * w), math.cos(pos * w)
+ch.show("sinusoidal table", pe, "(max_len, d)")
+ch.check_close("library sinusoidal_table == the formula (numpy loop)", pe, ref, atol=1e-6)
+
+omega = 10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)  # (D/2,)
+
+
+def rotation(k):
+    """Block-diagonal R_k with 2×2 blocks [[cos kω, sin kω], [−sin kω, cos kω]] acting on (sin, cos) pairs."""
+    r = torch.zeros(D, D, dtype=torch.float64)
+    c, s = torch.cos(k * omega), torch.sin(k * omega)
+    idx = torch.arange(0, D, 2)
+    r[idx, idx], r[idx, idx + 1], r[idx + 1, idx], r[idx + 1, idx + 1] = c, s, -s, c
+    return r
+
+
+for k in [1, 5, 17]:
+    shifted = pe[: L - k] @ rotation(k).T  # R_k applied to every row
+    ch.check_close(f"PE[pos + {k}] = R_{k} · PE[pos] for every pos", shifted, pe[k:], atol=1e-6)
+dots = pe @ pe.T  # (L, L)
+m, n = torch.meshgrid(torch.arange(L), torch.arange(L), indexing="ij")
+closed = torch.cos((m - n).unsqueeze(-1).double() * omega).sum(-1)
+ch.check_close("PE[m]·PE[n] = Σ_i cos((m − n) ω_i): depends only on m − n", dots, closed, atol=1e-5)
+
+with torch.no_grad():
+    xp = x + sinusoidal_table(T, C)  # add the positions to the "embeddings"
+    out_p, _ = mha(xp)
+    out_pp, _ = mha(x[:, perm] + sinusoidal_table(T, C))
+diff = float((out_pp - out_p[:, perm]).abs().max())
+ch.check("with sinusoidal positions the output is no longer permutation-equivariant", diff > 1e-2,
+         f"max |MHA(x[π] + PE) − MHA(x + PE)[π]| = {diff:.2f}")
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+im = axes[0].imshow(pe.T.numpy(), aspect="auto", cmap="RdBu", vmin=-1, vmax=1, origin="lower")
+axes[0].set(title="sinusoidal table PE[pos, dim]", xlabel="position", ylabel="dimension")
+fig.colorbar(im, ax=axes[0])
+im = axes[1].imshow(dots.numpy(), cmap="viridis", origin="lower")
+axes[1].set(title="PE[m] · PE[n]: constant along diagonals", xlabel="n", ylabel="m")
+fig.colorbar(im, ax=axes[1])
+ch.savefig(fig, "sinusoidal_table")
+
+# %% [markdown]
+# ## 3. Learned positions (可学习的位置向量, BERT and GPT-2)
+#
+# BERT simply learns a (512, C) table — `position_embeddings` — and adds row t to the token at
+# position t. It is an `nn.Embedding` indexed by position. Its limit: there is no row 512, so
+# BERT cannot take longer inputs, while the sinusoidal formula works for any position.
+
+# %%
+MAX_LEN = 16
+learned = LearnedPositionalEmbedding(MAX_LEN, C)
+table = nn.Embedding(MAX_LEN, C)
+table.weight.data.copy_(learned.weight.data)
+with torch.no_grad():
+    ch.check_close("learned positions == nn.Embedding(arange(T))", learned(T), table(torch.arange(T)), atol=0)
+    ch.check_close("offset (for a KV cache) selects rows offset … offset+T−1", learned(4, offset=3), table(torch.arange(3, 7)), atol=0)
+try:
+    learned(MAX_LEN + 1)
+    too_long = False
+except ValueError as e:
+    too_long = True
+    print(f"  ValueError: {e}")
+ch.check(f"a learned table cannot go past max_len = {MAX_LEN}", too_long)
+
+# %% [markdown]
+# ## 4. Rotary positions, RoPE (旋转位置编码)
+#
+# RoPE adds nothing to the embeddings. Inside attention it **rotates** each query and key by an
+# angle proportional to its position. Split a head's d channels into d/2 pairs (channel i with
+# channel i + d/2) and rotate pair i of the vector at position m by m·θ_i, θ_i = 10000^(−2i/d):
+#
+#     (x_i, x_{i+d/2}) → (x_i cos mθ_i − x_{i+d/2} sin mθ_i,  x_i sin mθ_i + x_{i+d/2} cos mθ_i)
+#
+# Read each pair as a complex number z = x_i + i·x_{i+d/2}; the rotation is z → z·e^{i m θ_i}.
+# Then q_m · k_n = Re Σ_i q_i k̄_i e^{i(m−n)θ_i} depends only on m − n: the score between two
+# tokens sees their **relative** position, and a common shift of all positions changes nothing.
+# With many frequencies, aligned queries and keys also score lower the farther apart they are
+# (the "long-term decay" of the RoFormer paper), which the figure shows.
+# We check the library's `apply_rope` against that complex multiplication, done by PyTorch.
+
+# %%
+HD = 8  # head dimension
+L_R = ch.steps(64, 32)
+pos = torch.arange(L_R)
+cos, sin = rope_angles(pos, HD)  # (L, HD) each, float64
+q = torch.randn(1, 1, 1, HD, dtype=torch.float64).expand(1, 1, L_R, HD)  # the same q at every position
+k = torch.randn(1, 1, 1, HD, dtype=torch.float64).expand(1, 1, L_R, HD)
+q_rot, k_rot = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # (1, 1, L, HD)
+ch.show("rotated queries", q_rot, "(B, H, T, head_dim)")
+
+theta = 10000.0 ** (-torch.arange(0, HD, 2, dtype=torch.float64) / HD)  # (HD/2,)
+z = torch.complex(q[..., : HD // 2], q[..., HD // 2:])  # pair i = (x_i, x_{i+d/2})
+z_rot = z * torch.polar(torch.ones(L_R, HD // 2, dtype=torch.float64), pos[:, None].double() * theta)
+ref_rot = torch.cat([z_rot.real, z_rot.imag], dim=-1)
+ch.check_close("apply_rope == complex multiplication z·e^{imθ} (torch.polar)", q_rot, ref_rot, atol=1e-12)
+ch.check_close("rotation keeps the length ‖q_m‖", q_rot.norm(dim=-1), q.norm(dim=-1), atol=1e-12)
+
+scores = (q_rot[0, 0] @ k_rot[0, 0].T)  # (L, L): scores[m, n] = q_m · k_n
+diag_dev = max(float((scores.diagonal(off) - scores.diagonal(off)[0]).abs().max()) for off in range(-L_R + 1, L_R))
+ch.check("q_m · k_n depends only on m − n (constant along every diagonal)", diag_dev < 1e-10,
+         f"max deviation along a diagonal {diag_dev:.1e}")
+rel = torch.tensor([float(scores[d, 0]) for d in range(L_R)])  # score at distance d
+ch.check("…and it does depend on m − n (not constant)", float(rel.max() - rel.min()) > 0.1,
+         f"range {float(rel.min()):.2f} … {float(rel.max()):.2f}")
+
+# RoPE inside multi-head attention: order matters, a common shift does not
+rope_mha = MultiHeadAttention(C, H, rotary=RotaryEmbedding(C // H, max_len=64)).eval()
+with torch.no_grad():
+    q4 = rope_mha.q_proj(x).view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, hs)
+    k4 = rope_mha.k_proj(x).view(B, T, H, C // H).transpose(1, 2)
+    s_at_0 = rope_mha.rotary(q4) @ rope_mha.rotary(k4).transpose(-2, -1)
+    s_at_9 = rope_mha.rotary(q4, offset=9) @ rope_mha.rotary(k4, offset=9).transpose(-2, -1)
+    out_r, _ = rope_mha(x)
+    out_rp, _ = rope_mha(x[:, perm])
+ch.check_close("RoPE: shifting every position by 9 leaves all scores unchanged", s_at_9, s_at_0, atol=1e-5)
+diff = float((out_rp - out_r[:, perm]).abs().max())
+ch.check("RoPE attention is no longer permutation-equivariant", diff > 1e-3, f"max |MHA(x[π]) − MHA(x)[π]| = {diff:.3f}")
+
+# RoFormer's "long-term decay": with many frequencies, aligned q and k score lower far apart
+HD_BIG, L_BIG = 64, ch.steps(256, 128)
+cos_b, sin_b = rope_angles(torch.arange(L_BIG), HD_BIG)
+o_rot = apply_rope(torch.ones(1, 1, L_BIG, HD_BIG, dtype=torch.float64), cos_b, sin_b)[0, 0]
+decay = o_rot[0] @ o_rot.T  # q = k = all ones: score at distance 0 … L_BIG − 1
+far = float(decay[L_BIG // 2:].abs().mean())
+ch.check("q = k = all ones (d = 64): the score decays with distance", far < 0.5 * float(decay[0]),
+         f"{float(decay[0]):.0f} at distance 0, mean |score| {far:.1f} at distances {L_BIG // 2}…{L_BIG - 1}")
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+im = axes[0].imshow(scores.numpy(), cmap="RdBu", origin="lower")
+axes[0].set(title="RoPE: q_m · k_n for a fixed q, k (Toeplitz)", xlabel="key position n", ylabel="query position m")
+fig.colorbar(im, ax=axes[0])
+axes[1].plot(range(L_R), rel.numpy(), "o-", ms=3, label=f"random q, k (d = {HD})")
+axes[1].plot(range(L_BIG), decay.numpy(), "-", lw=1, label=f"q = k = all ones (d = {HD_BIG})")
+axes[1].set(title="score as a function of distance m − n", xlabel="m − n")
+axes[1].legend()
+ch.savefig(fig, "rope")
+
+# %% [markdown]
+# ## Summary
+#
+# | | where | parameters | longer than training? | relative? |
+# |---|---|---|---|---|
+# | sinusoidal | added to embeddings | none | yes (formula) | shifts are rotations |
+# | learned (BERT, GPT-2) | added to embeddings | max_len × C | no | no |
+# | RoPE | rotates q and k in each head | none | partly | yes: q_m·k_n depends on m − n |
+#
+# Without any of them a Transformer is a bag-of-words model. BERT, the subject of the article,
+# uses learned positions (plus token-type embeddings for sentence A/B), summed with the token
+# embeddings and passed through LayerNorm before the encoder of ch06.
+
+# %%
+ch.done()
