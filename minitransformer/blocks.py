@@ -35,18 +35,19 @@ class EncoderBlock(nn.Module):
     """Self-attention + feed-forward. x: (B, T, C) -> (B, T, C).
 
     ``norm_first`` False is post-LN (BERT, the original Transformer), True is pre-LN.
+    ``fused`` runs LayerNorm and the activation through PyTorch's kernels (same functions, faster).
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, attn_dropout: float | None = None,
                  activation: str = "gelu", norm_first: bool = False, eps: float = 1e-5, bias: bool = True,
-                 use_sdpa: bool = False, rotary=None, activation_dropout: float = 0.0):
+                 use_sdpa: bool = False, rotary=None, activation_dropout: float = 0.0, fused: bool = False):
         super().__init__()
         attn_dropout = dropout if attn_dropout is None else attn_dropout
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_heads, attn_dropout, bias, use_sdpa, rotary)
-        self.norm1 = LayerNorm(d_model, eps, bias)
-        self.ff = FeedForward(d_model, d_ff, activation, activation_dropout, bias)
-        self.norm2 = LayerNorm(d_model, eps, bias)
+        self.norm1 = LayerNorm(d_model, eps, bias, fused)
+        self.ff = FeedForward(d_model, d_ff, activation, activation_dropout, bias, fused)
+        self.norm2 = LayerNorm(d_model, eps, bias, fused)
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
 
@@ -67,20 +68,22 @@ class DecoderBlock(nn.Module):
     feed-forward — the original Transformer's decoder layer. x: (B, T, C), memory: (B, S, C).
 
     With ``cross_attention=False`` and ``norm_first=True`` it is the GPT-2 block (decoder-only).
+    ``fused`` runs LayerNorm and the activation through PyTorch's kernels (same functions, faster).
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, attn_dropout: float | None = None,
                  activation: str = "gelu", norm_first: bool = False, eps: float = 1e-5, bias: bool = True,
-                 use_sdpa: bool = False, cross_attention: bool = True, rotary=None, activation_dropout: float = 0.0):
+                 use_sdpa: bool = False, cross_attention: bool = True, rotary=None, activation_dropout: float = 0.0,
+                 fused: bool = False):
         super().__init__()
         attn_dropout = dropout if attn_dropout is None else attn_dropout
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_heads, attn_dropout, bias, use_sdpa, rotary)
-        self.norm1 = LayerNorm(d_model, eps, bias)
+        self.norm1 = LayerNorm(d_model, eps, bias, fused)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, attn_dropout, bias, use_sdpa) if cross_attention else None
-        self.norm2 = LayerNorm(d_model, eps, bias) if cross_attention else None
-        self.ff = FeedForward(d_model, d_ff, activation, activation_dropout, bias)
-        self.norm3 = LayerNorm(d_model, eps, bias)
+        self.norm2 = LayerNorm(d_model, eps, bias, fused) if cross_attention else None
+        self.ff = FeedForward(d_model, d_ff, activation, activation_dropout, bias, fused)
+        self.norm3 = LayerNorm(d_model, eps, bias, fused)
         self.dropout1, self.dropout2, self.dropout3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,

@@ -1,0 +1,532 @@
+# %% [markdown]
+# # Chapter 13 · 更多的预训练模型 — sizes, costs and choosing a model (Article title, §3.2.2 模型选择)
+#
+# Article §3.2.2 says to choose a pretrained model by **task type**, **model size** ("根据计算资源选择
+# 合适的模型规模") and **published results**, without saying how big the models are or what a size
+# costs. In this chapter we work it out and check every number:
+#
+# 1. the parameter count of BERT and GPT-2, written out as formulas — checked against models
+#    instantiated on PyTorch's `meta` device (shapes only, no memory) and against the published
+#    counts (BERT-base 109,482,240; GPT-2 small 124,439,808; …) — exercises 13.1 and 13.2;
+# 2. where the parameters sit: embeddings, attention, feed-forward, LayerNorm;
+# 3. the compute: FLOPs per token, ≈ 2N forward and ≈ 6N for training, derived and then measured
+#    exactly with PyTorch's FLOP counter;
+# 4. memory and time per model size: a table to choose by compute;
+# 5. choosing by task: encoder, decoder, encoder-decoder, and what each position may see (measured);
+# 6. loading Hugging Face BERT and GPT-2 checkpoints from a local folder into our code, outputs
+#    equal to `transformers` (this part runs when `transformers` is installed);
+# 7. the reading list of article §7.3, corrected.
+
+# %%
+import importlib.util
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from chapters.book import Chapter, plt
+from minibert import BertConfig, BertForPreTraining, BertModel, count_bert_parameters
+from minigpt import GPT, GPTConfig, gpt_param_count
+from minitransformer.transformer import Seq2SeqConfig, Seq2SeqTransformer
+
+ch = Chapter(__file__)
+
+# Parameter counts as published (Hugging Face's `num_parameters()` of the released checkpoints):
+# BertModel with its pooler, BertForPreTraining with the MLM and NSP heads, GPT2LMHeadModel (the
+# output layer shares the token table), RobertaModel.
+PUBLISHED = {
+    "BERT-base": 109_482_240, "BERT-base + MLM/NSP heads": 110_106_428, "BERT-large": 335_141_888,
+    "RoBERTa-base": 124_645_632,
+    "GPT-2 small": 124_439_808, "GPT-2 medium": 354_823_168, "GPT-2 large": 774_030_080, "GPT-2 XL": 1_557_611_200,
+}
+
+# %% [markdown]
+# ## 1. BERT's parameters, by hand (BERT 的参数量)
+#
+# Write H for the width (hidden_size), F for the feed-forward width (intermediate_size, 4H), L for
+# the number of layers, V / P / S for the sizes of the token, position and segment tables. A
+# `Linear(a, b)` has a·b weights and b biases; a LayerNorm over H has γ and β, 2H numbers.
+#
+#     embeddings   V·H + P·H + S·H            three lookup tables
+#                  + 2H                       their LayerNorm
+#     one layer    4(H² + H)                  Q, K, V and output projections (the heads split H, they add nothing)
+#                  + (H·F + F) + (F·H + H)    the feed-forward network
+#                  + 2·2H                     two LayerNorms
+#                  = 12H² + 13H when F = 4H
+#     pooler       H² + H                     tanh(W h_[CLS] + b)
+#
+# Pretraining adds the MLM head (a dense layer H² + H, a LayerNorm 2H, an output bias V; its V×H
+# matrix *is* the token table, tied, so it costs nothing) and the NSP head (2H + 2).
+#
+# We count a real model without allocating it: under `torch.device("meta")` every tensor has a
+# shape but no storage, so even GPT-2 XL (1.5 billion numbers, 6 GB in float32) is built in a
+# moment. `model.parameters()` lists a shared (tied) tensor once.
+
+# %%
+def bert_components(c: BertConfig, heads: bool = False) -> dict:
+    """BERT's parameters by component, from the formulas above (heads: MLM + NSP)."""
+    h, f, n = c.hidden_size, c.intermediate_size, c.num_hidden_layers
+    parts = {
+        "token embeddings": c.vocab_size * h,
+        "positions / segments": (c.max_position_embeddings + c.type_vocab_size) * h,
+        "attention": n * 4 * (h * h + h),
+        "feed-forward": n * (h * f + f + f * h + h),
+        "LayerNorm": 2 * h + n * 2 * 2 * h + (2 * h if heads else 0),
+        "pooler / heads": (h * h + h) + ((h * h + h) + c.vocab_size + (2 * h + 2) if heads else 0),
+    }
+    return parts
+
+
+def gpt_components(c: GPTConfig) -> dict:
+    """GPT-2's parameters by component: the same pieces, an MLP of width 4C, pre-LN plus a final LayerNorm."""
+    d, n = c.n_embd, c.n_layer
+    return {
+        "token embeddings": c.vocab_size * d,  # also the output layer (tied)
+        "positions / segments": c.block_size * d,
+        "attention": n * 4 * (d * d + d),
+        "feed-forward": n * (d * 4 * d + 4 * d + 4 * d * d + d),
+        "LayerNorm": n * 2 * 2 * d + 2 * d,
+        "pooler / heads": 0,
+    }
+
+
+def component_of(name: str) -> str:
+    """Which component a parameter of our BERT or GPT belongs to, from its name."""
+    if "word_embeddings" in name or ".wte." in name:
+        return "token embeddings"
+    if "position_embeddings" in name or "token_type" in name or ".wpe." in name:
+        return "positions / segments"
+    if "self_attn" in name:
+        return "attention"
+    if ".ff." in name:
+        return "feed-forward"
+    if "norm" in name or "ln_f" in name:
+        return "LayerNorm"
+    return "pooler / heads"
+
+
+def count_by_component(model: nn.Module) -> dict:
+    counts = dict.fromkeys(bert_components(BertConfig()), 0)
+    for name, p in model.named_parameters():  # a tied tensor appears once
+        counts[component_of(name)] += p.numel()
+    return counts
+
+
+BERT_SIZES = {"BERT-base": BertConfig(),
+              "BERT-large": BertConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+              "RoBERTa-base": BertConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1)}
+GPT_SIZES = {"GPT-2 small": GPTConfig(), "GPT-2 medium": GPTConfig(n_layer=24, n_head=16, n_embd=1024),
+             "GPT-2 large": GPTConfig(n_layer=36, n_head=20, n_embd=1280),
+             "GPT-2 XL": GPTConfig(n_layer=48, n_head=25, n_embd=1600)}
+instantiate = ["BERT-base", "GPT-2 small"] if ch.fast else list(BERT_SIZES) + list(GPT_SIZES)  # XL takes a second
+
+t0 = time.perf_counter()
+models = {}
+with torch.device("meta"):
+    models["BERT-base + MLM/NSP heads"] = BertForPreTraining(BertConfig())
+    for name in instantiate:
+        models[name] = BertModel(BERT_SIZES[name]) if name in BERT_SIZES else GPT(GPT_SIZES[name])
+print(f"  built {len(models)} models on the meta device in {time.perf_counter() - t0:.1f} s; "
+      f"a weight there: {next(models['BERT-base'].parameters()).device}")
+
+formulas = {name: bert_components(c) for name, c in BERT_SIZES.items()}
+formulas["BERT-base + MLM/NSP heads"] = bert_components(BertConfig(), heads=True)
+formulas.update({name: gpt_components(c) for name, c in GPT_SIZES.items()})
+print(f"  {'model':<27}{'formula':>15}{'counted':>15}{'published':>15}")
+for name, parts in formulas.items():
+    counted = f"{sum(p.numel() for p in models[name].parameters()):,}" if name in models else "(default mode)"
+    print(f"  {name:<27}{sum(parts.values()):>15,}{counted:>15}{PUBLISHED[name]:>15,}")
+for name, model in models.items():
+    counted = count_by_component(model)
+    ch.check(f"{name}: formula == instantiated model, component by component", counted == formulas[name],
+             f"{sum(counted.values()):,} parameters")
+for name, parts in formulas.items():
+    ch.check(f"{name}: formula == published count {PUBLISHED[name]:,}", sum(parts.values()) == PUBLISHED[name])
+ch.check("the library's count_bert_parameters and gpt_param_count agree",
+         count_bert_parameters(BertConfig()) == PUBLISHED["BERT-base"] and gpt_param_count(GPTConfig()) == PUBLISHED["GPT-2 small"])
+head = models["BERT-base + MLM/NSP heads"]
+ch.check("the MLM decoder is the token table (tied), so it adds no parameters",
+         head.mlm_head.decoder.weight is head.bert.embeddings.word_embeddings.weight)
+
+# %% [markdown]
+# ### Exercise 13.1 — BERT's parameter count (BERT 参数量公式)
+#
+# Write `bert_parameter_count_ex(vocab_size, max_positions, type_vocab_size, hidden, layers,
+# intermediate)`: the parameters of a BertModel **with** its pooler. The check compares with the
+# published counts and with the same architecture assembled from PyTorch's own modules
+# (`nn.Embedding`, `nn.LayerNorm`, `nn.TransformerEncoderLayer`, `nn.Linear`) on the meta device.
+
+# %%
+def bert_parameter_count_ex(vocab_size, max_positions, type_vocab_size, hidden, layers, intermediate):
+    """Parameters of BertModel: embeddings + LayerNorm, `layers` encoder layers, pooler."""
+    ### BEGIN SOLUTION
+    h, f = hidden, intermediate
+    embeddings = (vocab_size + max_positions + type_vocab_size) * h + 2 * h
+    layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 2 * 2 * h
+    return embeddings + layers * layer + (h * h + h)
+    ### END SOLUTION
+
+
+def check_bert_parameter_count_ex(impl):
+    """Published counts, and nn.Embedding + nn.LayerNorm + nn.TransformerEncoderLayer + nn.Linear on the meta device."""
+    published = [((30522, 512, 2, 768, 12, 3072), 109_482_240, "bert-base"),
+                 ((30522, 512, 2, 1024, 24, 4096), 335_141_888, "bert-large"),
+                 ((50265, 514, 1, 768, 12, 3072), 124_645_632, "roberta-base")]
+    for args, want, name in published:
+        got = impl(*args)
+        if got != want:
+            raise AssertionError(f"{name}: expected {want:,}, received {got:,} — count the biases (a Linear(a, b) has "
+                                 f"a·b + b), both LayerNorm vectors γ and β, all three tables and the pooler H² + H")
+    for v, p, s, h, n, f in [(99, 37, 3, 24, 3, 40), (1000, 128, 2, 64, 2, 256)]:
+        with torch.device("meta"):
+            parts = [nn.Embedding(v, h), nn.Embedding(p, h), nn.Embedding(s, h), nn.LayerNorm(h), nn.Linear(h, h)]
+            parts += [nn.TransformerEncoderLayer(h, 1, f) for _ in range(n)]
+        want = sum(x.numel() for m in parts for x in m.parameters())
+        got = impl(v, p, s, h, n, f)
+        if got != want:
+            raise AssertionError(f"V={v}, P={p}, S={s}, H={h}, L={n}, F={f}: expected {want:,} (PyTorch modules), received "
+                                 f"{got:,} — the feed-forward width F is a separate size, not always 4H")
+    return "bert-base, bert-large, roberta-base as published; two odd sizes against nn.TransformerEncoderLayer"
+
+
+ch.verify(check_bert_parameter_count_ex, bert_parameter_count_ex)
+
+# %% [markdown]
+# ### Exercise 13.2 — GPT-2's parameter count
+#
+# GPT-2's block has the same pieces (pre-LN instead of post-LN changes no count), an MLP of width
+# 4C, a final LayerNorm after the last block, no segments and no pooler — and its output layer
+# reuses the token table. Write `gpt2_parameter_count_ex(vocab_size, block_size, n_layer, n_embd)`.
+
+# %%
+def gpt2_parameter_count_ex(vocab_size, block_size, n_layer, n_embd):
+    """Parameters of GPT-2 (GPT2LMHeadModel): tables, blocks, final LayerNorm; the tied output layer once."""
+    ### BEGIN SOLUTION
+    c = n_embd
+    return (vocab_size + block_size) * c + n_layer * (12 * c * c + 13 * c) + 2 * c
+    ### END SOLUTION
+
+
+def check_gpt2_parameter_count_ex(impl):
+    """The four published GPT-2 sizes, and PyTorch modules on the meta device for an odd size."""
+    published = [((50257, 1024, 12, 768), 124_439_808, "gpt2"), ((50257, 1024, 24, 1024), 354_823_168, "gpt2-medium"),
+                 ((50257, 1024, 36, 1280), 774_030_080, "gpt2-large"), ((50257, 1024, 48, 1600), 1_557_611_200, "gpt2-xl")]
+    for args, want, name in published:
+        got = impl(*args)
+        if got != want:
+            hint = ("the output layer shares the token table: count it once" if got - want == args[0] * args[3]
+                    else "each block is 12C² + 13C; add the final LayerNorm (2C)")
+            raise AssertionError(f"{name}: expected {want:,}, received {got:,} — {hint}")
+    v, t, n, c = 101, 33, 3, 20
+    with torch.device("meta"):
+        parts = [nn.Embedding(v, c), nn.Embedding(t, c), nn.LayerNorm(c)] + [nn.TransformerEncoderLayer(c, 1, 4 * c) for _ in range(n)]
+    want = sum(x.numel() for m in parts for x in m.parameters())
+    if impl(v, t, n, c) != want:
+        raise AssertionError(f"V={v}, T={t}, L={n}, C={c}: expected {want:,} (PyTorch modules), received {impl(v, t, n, c):,}")
+    return "GPT-2 small, medium, large and XL as published; an odd size against nn.TransformerEncoderLayer"
+
+
+ch.verify(check_gpt2_parameter_count_ex, gpt2_parameter_count_ex)
+
+# %% [markdown]
+# ## 2. Where the parameters sit (参数分布)
+#
+# In one layer the feed-forward network holds 8H² of the 12H² weights, attention 4H², and the
+# LayerNorms almost nothing. The token table V·H is fixed by the vocabulary, so it is a large share
+# of a small model (a fifth of BERT-base, almost a third of GPT-2 small) and a small share of a
+# big one (2.5 % of GPT-2 XL): growing a model means growing its layers.
+
+# %%
+names = list(formulas)
+components = list(bert_components(BertConfig()))
+fig, ax = plt.subplots(figsize=(11, 4.2))
+left = [0.0] * len(names)
+for comp in components:
+    share = [formulas[n][comp] / sum(formulas[n].values()) for n in names]
+    ax.barh(names, share, left=left, label=comp)
+    left = [a + b for a, b in zip(left, share)]
+for i, n in enumerate(names):
+    ax.text(1.01, i, f"{sum(formulas[n].values()) / 1e6:,.1f} M", va="center", fontsize=8)
+ax.set(xlim=(0, 1.12), xlabel="share of the parameters", title="parameters by component")
+ax.invert_yaxis()
+ax.legend(ncol=3, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+ch.savefig(fig, "parameters_by_component")
+for n in ("BERT-base", "GPT-2 small", "GPT-2 XL"):
+    parts = formulas[n]
+    print(f"  {n}: " + ", ".join(f"{k} {v / sum(parts.values()):.1%}" for k, v in parts.items() if v))
+share_ffn = formulas["BERT-base"]["feed-forward"] / (formulas["BERT-base"]["feed-forward"] + formulas["BERT-base"]["attention"])
+ch.check("feed-forward ≈ 2/3 of each layer's attention + feed-forward weights", abs(share_ffn - 2 / 3) < 1e-3, f"{share_ffn:.4f}")
+
+# %% [markdown]
+# ## 3. Compute: FLOPs per token (每个 token 的计算量)
+#
+# A matrix product (m × k)·(k × n) costs m·k·n multiply-adds, **2mkn FLOPs**. A Linear layer with
+# a k × n weight applied to one token therefore costs 2 FLOPs per weight; table lookups cost none.
+# For GPT-2 with C = n_embd, per token, context T:
+#
+#     forward   2·N_mm + 4·L·T·C      N_mm = L·12C² (the layers' matrices) + V·C (the output layer)
+#                                     4·L·T·C: Q·Kᵀ and P·V, each 2·T·C per query per layer
+#     backward  2 × forward           every product Y = XW needs dX = dY Wᵀ and dW = Xᵀ dY
+#     training  3 × forward = 6·N_mm + 12·L·T·C  ≈ 6N
+#
+# which is the rule of thumb C_train ≈ 6·N·D FLOPs for N parameters and D training tokens (Kaplan
+# et al. 2020). Biases, LayerNorm, softmax and GELU are a few FLOPs per *activation*, not per
+# weight, and are left out (the counter below leaves them out too). We check the formulas
+# exactly with `torch.utils.flop_counter.FlopCounterMode`, which counts every matrix product
+# PyTorch runs (attention through the plain path, so its products are visible to it).
+
+# %%
+def gpt_forward_flops(c: GPTConfig, b: int, t: int) -> int:
+    """Matrix-product FLOPs of GPT's forward pass on a (b, t) batch."""
+    n_mm = c.n_layer * 12 * c.n_embd ** 2 + c.vocab_size * c.n_embd
+    return 2 * b * t * n_mm + 4 * c.n_layer * b * t * t * c.n_embd
+
+
+def bert_forward_flops(c: BertConfig, b: int, t: int) -> int:
+    """Matrix-product FLOPs of BertModel's forward pass (encoder + pooler) on a (b, t) batch."""
+    h, f, n = c.hidden_size, c.intermediate_size, c.num_hidden_layers
+    return 2 * b * t * n * (4 * h * h + 2 * h * f) + 4 * n * b * t * t * h + 2 * b * h * h
+
+
+def measured_flops(model, ids, loss_of):
+    """(forward FLOPs, backward FLOPs) as FlopCounterMode counts them."""
+    with FlopCounterMode(display=False) as fwd:
+        loss = loss_of(model, ids)
+    with FlopCounterMode(display=False) as bwd:
+        loss.backward()
+    return fwd.get_total_flops(), bwd.get_total_flops()
+
+
+B, T = 2, 32
+small_gpt = GPTConfig(block_size=64, vocab_size=300, n_layer=2, n_head=4, n_embd=64, use_sdpa=False)
+small_bert = BertConfig(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
+                        max_position_embeddings=64, use_sdpa=False)
+ids = torch.randint(0, 300, (B, T))
+for name, model, loss_of, formula in [
+    ("GPT", GPT(small_gpt), lambda m, x: m(x, x)[1], gpt_forward_flops(small_gpt, B, T)),
+    ("BERT", BertModel(small_bert), lambda m, x: m(x).pooler_output.sum(), bert_forward_flops(small_bert, B, T)),
+]:
+    fwd, bwd = measured_flops(model, ids, loss_of)
+    print(f"  {name}: forward {fwd:,} FLOPs (formula {formula:,}), backward {bwd:,}")
+    ch.check(f"{name}: forward FLOPs == formula (FlopCounterMode)", fwd == formula)
+    ch.check(f"{name}: backward FLOPs == 2 × forward", bwd == 2 * fwd)
+
+# %% [markdown]
+# At full size (T = 1024 for GPT-2, 512 for BERT), per training token:
+
+# %%
+print(f"  {'model':<14}{'N':>9}{'6N':>10}{'exact, full context':>22}{'attention share':>17}")
+flop_rows = {}
+for name, c in list(GPT_SIZES.items()) + [("BERT-base", BERT_SIZES["BERT-base"]), ("BERT-large", BERT_SIZES["BERT-large"])]:
+    n = sum(formulas[name].values())
+    if isinstance(c, GPTConfig):
+        exact, attn = 3 * gpt_forward_flops(c, 1, c.block_size) / c.block_size, 12 * c.n_layer * c.block_size * c.n_embd
+    else:
+        t = c.max_position_embeddings
+        exact, attn = 3 * bert_forward_flops(c, 1, t) / t, 12 * c.num_hidden_layers * t * c.hidden_size
+    flop_rows[name] = (n, exact)
+    print(f"  {name:<14}{n / 1e6:>8.0f}M{6 * n / 1e9:>9.2f}G{exact / 1e9:>21.2f}G{attn / exact:>16.0%}")
+ch.check("6N is within 25% of the exact training FLOPs per token for every model here",
+         all(abs(6 * n - exact) / exact < 0.25 for n, exact in flop_rows.values()))
+
+# %% [markdown]
+# For GPT-2, 6N is close because its token table is also the output layer, a real matrix product;
+# the attention term adds 9–13 % at full context. For BertModel, 6N overestimates: the 23 million
+# numbers of its token table are only looked up (its MLM output layer runs on the ~15 % masked
+# positions during pretraining, and not at all when fine-tuning).
+#
+# ## 4. Choosing by compute (按算力选择模型规模)
+#
+# The bytes a model needs, before any activation: 4 per parameter in float32, 2 in bfloat16 (for
+# inference); **16 per parameter for full fine-tuning with AdamW in float32** (the weights, their
+# gradients, and Adam's two moving averages). The time: FLOPs divided by what the machine sustains.
+# We measure this CPU's matrix-product speed and compare with a GPU that sustains 100 TFLOP/s.
+
+# %%
+n_rep = ch.steps(20, 3)
+a, b = torch.randn(512, 512), torch.randn(512, 512)
+a @ b  # warm-up
+t0 = time.perf_counter()
+for _ in range(n_rep):
+    a @ b
+cpu_flops = 2 * 512 ** 3 * n_rep / (time.perf_counter() - t0)
+TOKENS = 10_000 * 128 * 3  # fine-tuning: 10,000 examples of 128 tokens, 3 epochs
+print(f"  this CPU: {cpu_flops / 1e9:.0f} GFLOP/s on 512×512 products ({torch.get_num_threads()} threads)")
+print(f"  {'model':<14}{'params':>9}{'bf16 weights':>14}{'AdamW fp32':>12}{'fine-tune 3.8M tokens: CPU':>29}{'GPU 100 TF/s':>14}")
+for name, (n, exact) in flop_rows.items():
+    flops = exact * TOKENS
+    print(f"  {name:<14}{n / 1e6:>8.0f}M{2 * n / 2**30:>12.2f}GB{16 * n / 2**30:>10.1f}GB"
+          f"{flops / cpu_flops / 3600:>27.1f} h{flops / 100e12:>12.0f} s")
+ch.check("AdamW fine-tuning of GPT-2 XL needs > 16 GiB before activations: it does not fit a 16 GB GPU",
+         16 * PUBLISHED["GPT-2 XL"] / 2**30 > 16)
+
+# %% [markdown]
+# Reading the table: on a laptop CPU, fine-tuning even BERT-base on a modest dataset takes hours,
+# which is why the chapters train models of a few hundred thousand parameters; a single GPU turns
+# hours into minutes. Pretraining is another scale: Hoffmann et al. (2022) find ≈ 20 tokens per
+# parameter compute-optimal, so 6·N·20N FLOPs — for GPT-2 small ≈ 1.9·10¹⁸, five hours on that GPU.
+
+# %%
+chinchilla = 6 * PUBLISHED["GPT-2 small"] * 20 * PUBLISHED["GPT-2 small"]
+print(f"  GPT-2 small, 20 tokens per parameter: {chinchilla:.2e} FLOPs = {chinchilla / 100e12 / 3600:.1f} h at 100 TFLOP/s")
+
+# %% [markdown]
+# ## 5. Choosing by task (按任务选择模型)
+#
+# | task (article §3.4, §6) | architecture | what each output position sees | examples |
+# |---|---|---|---|
+# | understanding: classification, NER, extractive QA | **encoder** | every token, both sides | BERT, RoBERTa, ALBERT, ELECTRA |
+# | generation: continuation, dialogue | **decoder** | itself and the tokens before it | GPT-2, GPT-3, LLaMA |
+# | sequence to sequence: translation, summarisation | **encoder-decoder** | the whole source, and the target so far | the Transformer (ch07), T5, BART |
+#
+# The middle column is the reason, and we can measure it: change one input token and see which
+# output positions change. A large decoder can also classify (by prompting), at many times the cost.
+
+# %%
+def dependence(run, x, vocab):
+    """D[i, j] = True when output position i changes after input token j is replaced."""
+    with torch.no_grad():
+        base = run(x)
+        cols = []
+        for j in range(x.size(1)):
+            x2 = x.clone()
+            x2[0, j] = (x2[0, j] + 1) % vocab
+            cols.append((run(x2) - base).abs().amax(-1)[0] > 1e-6)
+    return torch.stack(cols, dim=1)  # (T_out, T_in)
+
+
+ch.manual_seed(0)
+T, V = 8, 50
+tiny_bert = BertModel(BertConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 intermediate_size=64, max_position_embeddings=16)).eval()
+tiny_gpt = GPT(GPTConfig(block_size=16, vocab_size=V, n_layer=2, n_head=4, n_embd=32)).eval()
+tiny_s2s = Seq2SeqTransformer(Seq2SeqConfig(V, V, d_model=32, n_heads=4, d_ff=64, max_len=16)).eval()
+src, tgt = torch.randint(1, V, (1, T)), torch.randint(1, V, (1, T))
+deps = {
+    "encoder (BERT)": dependence(lambda x: tiny_bert(x).last_hidden_state, src, V),
+    "decoder (GPT)": dependence(lambda x: tiny_gpt(x)[0], src, V),
+    "encoder-decoder: source": dependence(lambda x: tiny_s2s(x, tgt)[0], src, V),
+    "encoder-decoder: target": dependence(lambda y: tiny_s2s(src, y)[0], tgt, V),
+}
+lower = torch.ones(T, T, dtype=torch.bool).tril()
+ch.check("encoder: every output depends on every input token", bool(deps["encoder (BERT)"].all()))
+ch.check("decoder: output i depends exactly on tokens j ≤ i (causal)", torch.equal(deps["decoder (GPT)"], lower))
+ch.check("encoder-decoder: every target position sees the whole source", bool(deps["encoder-decoder: source"].all()))
+ch.check("encoder-decoder: target position i sees target tokens j ≤ i", torch.equal(deps["encoder-decoder: target"], lower))
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+xlabels = ["input token changed", "input token changed", "source token changed", "target token changed"]
+for ax, (name, d), xlabel in zip(axes, deps.items(), xlabels):
+    ax.imshow(d.float().numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set(title=name, xlabel=xlabel, ylabel="output position")
+ch.savefig(fig, "what_each_position_sees")
+
+# %% [markdown]
+# ## 6. Loading Hugging Face checkpoints into our code (加载预训练权重)
+#
+# A pretrained model is a folder: `config.json` (the sizes) and `model.safetensors` (the weights),
+# plus the tokenizer files. `minibert`'s `BertForPreTraining.from_pretrained(folder)` and `minigpt`'s
+# `GPT.from_pretrained(folder)` read Hugging Face's folders: they map the names
+# (`encoder.layer.0.attention.self.query` → `bert.encoder.layers.0.self_attn.q_proj`; GPT-2's
+# `Conv1D` weights are transposed and its packed `c_attn` is split into Q, K, V) and refuse a
+# folder of another architecture. With a real checkpoint on disk (downloaded once, elsewhere):
+#
+#     model = BertForPreTraining.from_pretrained("path/to/bert-base-uncased")
+#     tokenizer = WordPieceTokenizer.from_file("path/to/bert-base-uncased/vocab.txt")
+#
+# Here nothing is downloaded: we build tiny *random* models with `transformers`, save them, load
+# them with our code and compare the outputs. `transformers` is not needed by anything else in the
+# chapters (`requirements.txt` does not install it); the test suite runs the same comparison
+# (`tests/test_bert_hf.py`, `tests/test_gpt_hf.py`).
+
+# %%
+HAVE_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
+if not HAVE_TRANSFORMERS:
+    print("  ⚠ this part needs the Hugging Face library: pip install transformers — skipped; the rest of the chapter ran")
+elif ch.fast:
+    print("  (skipped with --fast: importing transformers alone takes seconds; run the chapter without --fast)")
+else:
+    import transformers
+    from transformers import BertConfig as HFBertConfig, BertForPreTraining as HFBertForPreTraining, GPT2Config, GPT2LMHeadModel
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    folder = Path(tempfile.mkdtemp(dir=ch.out, prefix="hf_"))
+
+    def jitter(model):
+        """Move every weight off its initial value (biases 0, LayerNorm 1/0) so that all are tested."""
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        return model.eval()
+
+    ch.manual_seed(0)
+    hf_cfg = HFBertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                          max_position_embeddings=64, type_vocab_size=2)
+    hf_bert = jitter(HFBertForPreTraining(hf_cfg))
+    hf_bert.save_pretrained(folder / "bert")
+    ours = BertForPreTraining.from_pretrained(folder / "bert").eval()
+    print("  files:", sorted(p.name for p in (folder / "bert").iterdir()))
+    ids = torch.randint(0, 99, (2, 11))
+    segments = torch.tensor([[0] * 6 + [1] * 5, [0] * 4 + [1] * 7])
+    mask = torch.tensor([[1] * 11, [1] * 8 + [0] * 3])  # the second row ends in padding
+    with torch.no_grad():
+        ref = hf_bert(input_ids=ids, token_type_ids=segments, attention_mask=mask, output_hidden_states=True)
+        got = ours(ids, segments, mask, output_hidden_states=True)
+    real = mask.bool()
+    for i, (a, b) in enumerate(zip(got.hidden_states, ref.hidden_states)):
+        ch.check_close(f"BERT hidden states {i} (real tokens) == transformers", a[real], b[real], atol=1e-5)
+    ch.check_close("BERT MLM logits == transformers", got.mlm_logits[real], ref.prediction_logits[real], atol=1e-5)
+    ch.check_close("BERT NSP logits == transformers", got.nsp_logits, ref.seq_relationship_logits, atol=1e-5)
+
+    hf_gpt = jitter(GPT2LMHeadModel(GPT2Config(vocab_size=99, n_positions=64, n_embd=32, n_layer=2, n_head=4)))
+    hf_gpt.save_pretrained(folder / "gpt2")
+    ours_gpt = GPT.from_pretrained(folder / "gpt2").eval()
+    x = torch.randint(0, 99, (2, 12))
+    with torch.no_grad():
+        ch.check_close("GPT-2 logits: our GPT.from_pretrained == transformers", ours_gpt(x)[0], hf_gpt(x).logits, atol=1e-5)
+        mine = GPT(GPTConfig(block_size=64, vocab_size=99, n_layer=2, n_head=4, n_embd=32)).eval()
+        mine.save_pretrained(folder / "ours_as_gpt2")
+        back = GPT2LMHeadModel.from_pretrained(folder / "ours_as_gpt2").eval()
+        ch.check_close("and the other way: our save_pretrained, loaded by transformers", back(x).logits, mine(x)[0], atol=1e-5)
+    with torch.device("meta"):
+        hf_counts = {"BERT-base": transformers.BertModel(HFBertConfig()).num_parameters(),
+                     "GPT-2 small": GPT2LMHeadModel(GPT2Config()).num_parameters()}
+    for name, n in hf_counts.items():
+        ch.check(f"{name}: our formula == transformers' num_parameters() ({n:,})", sum(formulas[name].values()) == n)
+
+# %% [markdown]
+# ## 7. The reading list of article §7.3, corrected (参考文献更正)
+#
+# Two entries of §7.3 are not what they are listed as:
+#
+# * "BERT, RoBERTa, XLNet and ALBERT: State-of-the-Art NLP Models Explained" is a blog post, not a
+#   paper. The papers: Devlin et al. 2019, *BERT: Pre-training of Deep Bidirectional Transformers
+#   for Language Understanding*; Liu et al. 2019, *RoBERTa: A Robustly Optimized BERT Pretraining
+#   Approach*; Yang et al. 2019, *XLNet: Generalized Autoregressive Pretraining for Language
+#   Understanding*; Lan et al. 2020, *ALBERT: A Lite BERT for Self-supervised Learning of Language
+#   Representations*.
+# * "Generating Sentences from a Continuous Space" (Bowman et al. 2016) is about a variational
+#   autoencoder with an LSTM, not GPT. The GPT papers: Radford et al. 2018, *Improving Language
+#   Understanding by Generative Pre-Training* (GPT); Radford et al. 2019, *Language Models are
+#   Unsupervised Multitask Learners* (GPT-2, listed correctly); Brown et al. 2020, *Language Models
+#   are Few-Shot Learners* (GPT-3).
+#
+# For this chapter's numbers: Kaplan et al. 2020, *Scaling Laws for Neural Language Models* (C ≈ 6ND);
+# Hoffmann et al. 2022, *Training Compute-Optimal Large Language Models* (≈ 20 tokens per parameter).
+#
+# ## What we built
+#
+# * parameter formulas for BERT and GPT-2, equal to meta-device models, to PyTorch's own modules
+#   and to the published counts, from BERT-base (109,482,240) to GPT-2 XL (1,557,611,200);
+# * where the parameters are (feed-forward ≈ 2/3 of a layer; the token table shrinks in share);
+# * FLOPs per token, forward 2N and training ≈ 6N plus an attention term, equal to PyTorch's FLOP
+#   counter; memory (16 bytes per parameter for AdamW) and time per model size;
+# * encoder / decoder / encoder-decoder by what each output position can see, measured;
+# * Hugging Face checkpoints loaded into our code with equal outputs (when `transformers` is installed).
+
+# %%
+ch.done()

@@ -1,0 +1,206 @@
+"""What ``python -m minibert pretrain / finetune / evaluate`` run (the parsers are in cli.py)."""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from minitransformer.cli import dataclass_from_args
+from minitransformer.data import (BERT_SPECIALS, CharTokenizer, SentencePieceTokenizer, load_classification, load_conll,
+                                  load_documents, load_tokenizer, split_dataset)
+from minitransformer.distributed import resolve_device
+from minitransformer.trainer import TrainConfig, Trainer
+
+from .config import BertConfig
+from .evaluate import evaluate
+from .cli import model_config_from_args
+from .finetune import TASKS, encode_task, finetune, label_vocab, steps_for, task_labels
+from .heads import BertForPreTraining
+from .hf import checkpoint_dir, load_tokenizer_from, read_config_json
+from .pretraining import PretrainingData, chance_levels, documents_from_text, pretraining_loss, tokenize_documents
+from .wordpiece import WordPieceTokenizer
+
+
+# ----------------------------------------------------------------------------- tokenizers
+
+
+def check_bert_tokenizer(tok):
+    """A BERT tokenizer needs [PAD] [UNK] [CLS] [SEP] [MASK]."""
+    missing = [name for name in ("pad", "unk", "cls", "sep", "mask") if getattr(tok, f"{name}_id") is None]
+    if missing:
+        raise ValueError(f"tokenizer: expected BERT's special tokens, missing {[BERT_SPECIALS[m] for m in missing]}")
+    return tok
+
+
+def make_tokenizer(spec: str, texts: list[str], vocab_size: int):
+    """'sentencepiece' (BPE trained on ``texts``), 'char', or a folder holding a saved tokenizer
+    (tokenizer.json) or a BERT vocab.txt."""
+    if spec == "sentencepiece":
+        if vocab_size < 16:
+            raise ValueError(f"--vocab-size: expected at least 16, received {vocab_size}")
+        return SentencePieceTokenizer.train(texts, vocab_size, specials=BERT_SPECIALS)
+    if spec == "char":
+        return CharTokenizer.train(texts, specials=BERT_SPECIALS)
+    path = Path(spec)
+    if not path.is_dir():
+        raise ValueError(f"--tokenizer: expected 'sentencepiece', 'char' or a tokenizer folder, received {spec!r}")
+    if (path / "tokenizer.json").is_file():
+        return check_bert_tokenizer(load_tokenizer(path))
+    return check_bert_tokenizer(WordPieceTokenizer.from_file(path))
+
+
+def load_docs(files: list[str]) -> list[list[str]]:
+    """Documents (blank-line separated, one sentence per line) of every file."""
+    return [doc for f in files for doc in documents_from_text(load_documents(f))]
+
+
+# ----------------------------------------------------------------------------- pretrain
+
+
+def split_documents(docs: list[list[str]], val_fraction: float, seed: int) -> tuple[list, list]:
+    """Hold out whole documents: ``val_fraction`` of them, at least 2 (NSP negatives come from
+    another document), at least 2 left for training."""
+    unique = list(dict.fromkeys(tuple(d) for d in docs if d))
+    if len(unique) < 4:
+        raise ValueError(f"documents: expected at least 4 distinct documents (2 held out for validation), received "
+                         f"{len(unique)}; separate documents with blank lines")
+    n_val = min(max(2, round(val_fraction * len(unique))), len(unique) - 2)
+    train, val = split_dataset(unique, (1 - n_val / len(unique), n_val / len(unique)), seed=seed)
+    return [list(d) for d in train], [list(d) for d in val]
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    docs = load_docs(args.data)
+    if not 0.0 < args.val_fraction < 1.0:
+        raise ValueError(f"--val-fraction: expected a number in (0, 1), received {args.val_fraction}")
+    train_docs, val_docs = split_documents(docs, args.val_fraction, args.seed)
+    config = dataclass_from_args(TrainConfig, args)
+    ckpt = Path(config.out_dir) / "checkpoint"
+    if config.resume and (ckpt / "config.json").is_file():
+        tokenizer, model = load_tokenizer_from(ckpt), BertForPreTraining(read_config_json(ckpt))
+    elif args.init_hf:
+        tokenizer = check_bert_tokenizer(load_tokenizer_from(args.init_hf))
+        model = BertForPreTraining.from_pretrained(args.init_hf)
+    else:
+        tokenizer = check_bert_tokenizer(make_tokenizer(args.tokenizer, ["\n".join(d) for d in train_docs], args.vocab_size))
+        model = BertForPreTraining(model_config_from(args, tokenizer, architectures=["BertForPreTraining"]))
+    max_len = min(args.max_len, model.config.max_position_embeddings)
+    data = PretrainingData({"train": tokenize_documents(train_docs, tokenizer), "val": tokenize_documents(val_docs, tokenizer)},
+                           tokenizer, config.batch_size, max_len, config.seed, args.mlm_probability)
+    trainer = Trainer(model, config, data, loss_fn=pretraining_loss, model_config=model.config.to_dict(), tokenizer=tokenizer)
+    if trainer.ctx.is_main:
+        n = sum(p.numel() for p in model.parameters())
+        print(f"pretraining {n:,} parameters on {len(train_docs)} documents ({len(val_docs)} held out), "
+              f"vocabulary {tokenizer.vocab_size}, rows of <= {max_len} tokens", flush=True)
+    trainer.fit()
+    if trainer.ctx.is_main:
+        print(pretraining_summary(trainer.history, tokenizer.vocab_size, trainer.checkpoint_dir), flush=True)
+    return 0
+
+
+def model_config_from(args, tokenizer, **extra) -> BertConfig:
+    """BertConfig from the size options, with the tokenizer's vocabulary size and [PAD] id."""
+    return model_config_from_args(args, tokenizer.vocab_size, tokenizer.pad_id, **extra)
+
+
+def pretraining_summary(history: list[dict], vocab_size: int, where) -> str:
+    """The last validation row beside the chance levels."""
+    rows = [r for r in history if r.get("split") == "val"] or [r for r in history if r.get("split") == "train"]
+    if not rows:
+        return f"checkpoint: {where}"
+    last, chance = rows[-1], chance_levels(vocab_size)
+    lines = [f"step {last['step']} ({last['split']})      value     chance"]
+    for name, fmt in (("mlm_loss", ".4f"), ("mlm_acc", ".2%"), ("nsp_loss", ".4f"), ("nsp_acc", ".2%")):
+        if name in last:
+            lines.append(f"  {name:<10} {last[name]:>10{fmt}} {chance[name]:>10{fmt}}")
+    lines.append("chance: MLM loss ln|V| and accuracy 1/|V| (uniform guess); NSP loss ln 2, accuracy 50%")
+    return "\n".join(lines + [f"checkpoint: {where}"])
+
+
+# ----------------------------------------------------------------------------- finetune
+
+
+def load_task_items(task: str, path, text_column="text", label_column="label", quoting="csv") -> list:
+    """Examples (classification: TSV/CSV/JSONL) or TaggedSentences (NER: CoNLL); never empty."""
+    cols = {}
+    for name, value in (("text_column", text_column), ("label_column", label_column)):
+        cols[name] = int(value) if str(value).isdigit() else value
+    items = load_classification(path, quoting=quoting, **cols) if task == "classify" else load_conll(path)
+    if not items:
+        raise ValueError(f"{path}: expected at least one example, received an empty dataset")
+    return items
+
+
+def build_model(task: str, args, train_items, labels):
+    """The head and its tokenizer from --init DIR, --init-hf DIR or --init random."""
+    cls = TASKS[task]
+    id2label = dict(enumerate(labels.labels))
+    extra = dict(id2label=id2label, task=task, architectures=[cls.__name__])
+    if args.init_hf or (args.init and args.init != "random"):
+        source = Path(args.init_hf) if args.init_hf else checkpoint_dir(args.init)
+        tokenizer = check_bert_tokenizer(load_tokenizer_from(source))
+        return cls.from_pretrained(source, **extra), tokenizer
+    texts = [ex.text for ex in train_items] if task == "classify" else [" ".join(s.tokens) for s in train_items]
+    tokenizer = check_bert_tokenizer(make_tokenizer(args.tokenizer, texts, args.vocab_size))
+    return cls(model_config_from(args, tokenizer, **extra)), tokenizer
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    cols = (args.text_column, args.label_column, args.quoting)
+    train = load_task_items(args.task, args.train, *cols)
+    if args.val:
+        val = load_task_items(args.task, args.val, *cols)
+    else:
+        if not 0.0 < args.val_fraction < 1.0:
+            raise ValueError(f"--val-fraction: expected a number in (0, 1), received {args.val_fraction}")
+        train, val = split_dataset(train, (1 - args.val_fraction, args.val_fraction), seed=args.seed)
+    labels = label_vocab(args.task, train, f"training set {args.train}")
+    labels.check(task_labels(args.task, val), args.val or args.train)
+    model, tokenizer = build_model(args.task, args, train, labels)
+    max_len = min(args.max_len, model.config.max_position_embeddings)
+    enc_train = encode_task(args.task, train, tokenizer, labels, max_len)
+    enc_val = encode_task(args.task, val, tokenizer, labels, max_len)
+    per_epoch = steps_for(len(enc_train), args.batch_size, 1.0)
+    max_steps = args.max_steps or steps_for(len(enc_train), args.batch_size, args.epochs)
+    config = dataclass_from_args(
+        TrainConfig, args, max_steps=max_steps,
+        warmup_steps=args.warmup_steps if args.warmup_steps >= 0 else max_steps // 10,
+        eval_interval=args.eval_interval or per_epoch,
+        eval_steps=args.eval_steps or math.ceil(len(enc_val) / args.batch_size))
+    trainer = finetune(model, tokenizer, args.task, enc_train, enc_val, config, freeze=args.freeze_encoder)
+    if not trainer.ctx.is_main:
+        return 0
+    out = Path(config.out_dir)
+    for split, items, path in (("val", val, args.val or args.train), ("test", None, args.test)):
+        if split == "test":
+            if not path:
+                continue
+            items = load_task_items(args.task, path, *cols)
+        res = evaluate(trainer.raw_model, tokenizer, args.task, items, max_len, source=path,
+                       predictions=out / f"predictions_{split}.tsv",
+                       confusion_png=out / f"confusion_{split}.png" if args.task == "classify" else None,
+                       device=trainer.ctx.device)
+        print(f"== {split} ({len(items)} examples, {path})\n{res['text']}", flush=True)
+    print(f"checkpoint: {trainer.checkpoint_dir}", flush=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    path = checkpoint_dir(args.checkpoint)
+    config = read_config_json(path)
+    task = args.task or config.task
+    if task not in TASKS:
+        raise ValueError(f"{path}: no task in config.json; expected --task classify or --task ner")
+    model = TASKS[task].from_pretrained(path)
+    device = resolve_device(args.device)
+    model.to(device)
+    tokenizer = load_tokenizer_from(path)
+    items = load_task_items(task, args.data, args.text_column, args.label_column, args.quoting)
+    res = evaluate(model, tokenizer, task, items, min(args.max_len, config.max_position_embeddings), source=args.data,
+                   batch_size=args.batch_size, predictions=args.predictions, confusion_png=args.confusion_matrix,
+                   device=device)
+    print(res["text"], flush=True)
+    return 0

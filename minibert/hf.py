@@ -1,0 +1,203 @@
+"""Load BERT checkpoints: Hugging Face directories (config.json + model.safetensors or
+pytorch_model.bin + vocab.txt) and minibert's own (config.json + model.safetensors + tokenizer/).
+Article §3.2.2 模型选择: start from a pretrained model.
+
+Hugging Face names -> minibert names (the ``bert.`` prefix is optional in the file)::
+
+    embeddings.LayerNorm                         bert.embeddings.norm
+    encoder.layer.i.attention.self.query/key/value   bert.encoder.layers.i.self_attn.q_proj/k_proj/v_proj
+    encoder.layer.i.attention.output.dense       bert.encoder.layers.i.self_attn.out_proj
+    encoder.layer.i.attention.output.LayerNorm   bert.encoder.layers.i.norm1
+    encoder.layer.i.intermediate.dense           bert.encoder.layers.i.ff.fc1
+    encoder.layer.i.output.dense / LayerNorm     bert.encoder.layers.i.ff.fc2 / norm2
+    cls.predictions.transform.dense / LayerNorm  mlm_head.dense / norm
+    cls.predictions.bias (decoder.bias)          mlm_head.bias   (decoder.weight is tied to the word embeddings)
+    cls.seq_relationship                         nsp_head
+    LayerNorm.gamma / beta (old TF conversions)  .weight / .bias
+
+Only ``torch.load(weights_only=True)`` ever reads a ``.bin``: a pickle that carries code is refused.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from minitransformer.checkpoint import load_model_weights, load_state_dict_safetensors, safe_torch_load
+
+from .config import BertConfig
+
+logger = logging.getLogger("minibert")
+
+_RENAMES = [  # (regex on a Hugging Face key without "bert.", replacement)
+    (r"\.gamma$", ".weight"),
+    (r"\.beta$", ".bias"),
+    (r"^embeddings\.LayerNorm\.", "embeddings.norm."),
+    (r"^encoder\.layer\.(\d+)\.attention\.self\.query\.", r"encoder.layers.\1.self_attn.q_proj."),
+    (r"^encoder\.layer\.(\d+)\.attention\.self\.key\.", r"encoder.layers.\1.self_attn.k_proj."),
+    (r"^encoder\.layer\.(\d+)\.attention\.self\.value\.", r"encoder.layers.\1.self_attn.v_proj."),
+    (r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"encoder.layers.\1.self_attn.out_proj."),
+    (r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", r"encoder.layers.\1.norm1."),
+    (r"^encoder\.layer\.(\d+)\.intermediate\.dense\.", r"encoder.layers.\1.ff.fc1."),
+    (r"^encoder\.layer\.(\d+)\.output\.dense\.", r"encoder.layers.\1.ff.fc2."),
+    (r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"encoder.layers.\1.norm2."),
+    (r"^cls\.predictions\.transform\.dense\.", "mlm_head.dense."),
+    (r"^cls\.predictions\.transform\.LayerNorm\.", "mlm_head.norm."),
+    (r"^cls\.predictions\.(decoder\.)?bias$", "mlm_head.bias"),
+    (r"^cls\.predictions\.decoder\.weight$", "mlm_head.decoder.weight"),
+    (r"^cls\.seq_relationship\.", "nsp_head."),
+]
+_BODY = ("embeddings.", "encoder.", "pooler.")
+_DROP = re.compile(r"(^|\.)position_ids$")  # a buffer some checkpoints carry
+
+
+def convert_hf_key(key: str) -> str:
+    """One state-dict key in minibert's full naming (body under ``bert.``, heads at the top).
+    minibert's own keys pass through unchanged."""
+    body = key[len("bert."):] if key.startswith("bert.") else key
+    for pattern, repl in _RENAMES:
+        body = re.sub(pattern, repl, body)
+    return "bert." + body if body.startswith(_BODY) else body
+
+
+def convert_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename every key with :func:`convert_hf_key`; drop ``position_ids`` buffers."""
+    out = {}
+    for key, value in sd.items():
+        if _DROP.search(key):
+            continue
+        new = convert_hf_key(key)
+        if new in out:
+            raise ValueError(f"checkpoint: expected distinct weights, received two keys that both map to {new!r}")
+        out[new] = value
+    return out
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """model.safetensors, else pytorch_model.bin (``weights_only=True``: code-carrying pickles refused)."""
+    if (path / "model.safetensors").is_file():
+        return load_state_dict_safetensors(path / "model.safetensors")
+    if (path / "pytorch_model.bin").is_file():
+        sd = safe_torch_load(path / "pytorch_model.bin")
+        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            raise ValueError(f"{path / 'pytorch_model.bin'}: expected a state dict of tensors")
+        return sd
+    raise FileNotFoundError(f"{path}: expected model.safetensors or pytorch_model.bin, found neither")
+
+
+def read_config_json(path: Path) -> BertConfig:
+    """BertConfig from ``path/config.json`` (a transformers or minibert config)."""
+    file = path / "config.json"
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: no config.json -- not a BERT checkpoint directory")
+    try:
+        d = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{file}: expected a JSON object ({e})") from e
+    return BertConfig.from_dict(d)
+
+
+def _is_optional(key: str) -> bool:
+    """Weights that may be absent and are then left randomly initialised: pooler and heads."""
+    return not key.startswith(("bert.embeddings.", "bert.encoder."))
+
+
+def fit_state_dict(model: nn.Module, sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+    """Match a converted state dict to ``model`` (a BertModel or a BertFor* head).
+
+    Returns (state dict in the model's naming, missing optional keys, dropped keys). Body weights
+    (embeddings, encoder) must all be present; pooler/head weights may be missing (left random);
+    head weights the model has no use for (an NSP head when fine-tuning) are dropped. Any other
+    missing or unexpected key raises ValueError naming them: a checkpoint of another architecture.
+    """
+    expected = set(model.state_dict())
+    bare = not any(k.startswith("bert.") for k in expected)  # a BertModel: no "bert." prefix
+    sd = {k[len("bert."):] if bare and k.startswith("bert.") else k: v for k, v in sd.items()}
+    full = (lambda k: "bert." + k) if bare else (lambda k: k)
+    tied = "mlm_head.decoder.weight"
+    if tied in sd and tied in expected and "bert.embeddings.word_embeddings.weight" in {full(k) for k in sd}:
+        sd.pop(tied)  # the decoder is tied to the word embeddings, which are loaded
+    missing = sorted(k for k in expected if k not in sd)
+    unexpected = sorted(k for k in sd if k not in expected)
+    hard_missing = [k for k in missing if not _is_optional(full(k))]
+    droppable = [k for k in unexpected if _is_optional(full(k))]
+    hard_unexpected = [k for k in unexpected if k not in droppable]
+    if hard_missing or hard_unexpected:
+        load_model_weights(model, sd, strict=True)  # raises, naming missing and unexpected keys
+    soft_missing = [k for k in missing if k != tied]
+    return {k: v for k, v in sd.items() if k in expected}, soft_missing, droppable
+
+
+def check_vocab_size(path: Path, config: BertConfig, vocab_file: str = "vocab.txt") -> None:
+    """Refuse a vocab.txt whose number of tokens differs from the embedding table's rows."""
+    vocab = path / vocab_file
+    if vocab.is_file():
+        n = sum(1 for _ in vocab.open(encoding="utf-8"))
+        if n != config.vocab_size:
+            raise ValueError(
+                f"{vocab}: the vocabulary has {n} tokens but the checkpoint's embeddings have vocab_size="
+                f"{config.vocab_size} rows; expected the same size"
+            )
+
+
+def from_pretrained(cls, path, config: BertConfig | None = None, **overrides):
+    """Build ``cls`` (BertModel or a BertFor* head) from a checkpoint directory and load its weights.
+
+    ``overrides`` replace config fields (e.g. ``id2label`` for a new classification head,
+    ``hidden_dropout_prob``). Missing pooler/head weights are logged as a warning, listing them,
+    and left randomly initialised; unused head weights are dropped with a note. Embedding sizes are
+    checked against ``vocab.txt`` when there is one.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: expected a checkpoint directory")
+    config = config or read_config_json(path)
+    if overrides:
+        config = BertConfig.from_dict({**config.to_dict(), **overrides})
+    check_vocab_size(path, config)
+    sd = convert_state_dict(read_weights(path))
+    emb = sd.get("bert.embeddings.word_embeddings.weight")
+    if emb is not None and emb.shape[0] != config.vocab_size:
+        raise ValueError(
+            f"{path}: config.json says vocab_size={config.vocab_size} but the word embeddings have {emb.shape[0]} rows"
+        )
+    model = cls(config)
+    sd, missing, dropped = fit_state_dict(model, sd)
+    load_model_weights(model, sd, strict=False)
+    if missing:
+        logger.warning("%s: weights not in the checkpoint, left randomly initialised: %s", path, ", ".join(missing))
+    if dropped:
+        logger.info("%s: checkpoint weights %s does not use, dropped: %s", path, cls.__name__, ", ".join(dropped))
+    model.missing_keys, model.dropped_keys = missing, dropped
+    return model
+
+
+def checkpoint_dir(path) -> Path:
+    """A checkpoint directory: ``path`` itself, or ``path/checkpoint`` for a training run's folder."""
+    path = Path(path)
+    if not (path / "config.json").is_file() and (path / "checkpoint" / "config.json").is_file():
+        return path / "checkpoint"
+    return path
+
+
+def load_tokenizer_from(path):
+    """The tokenizer that goes with a checkpoint: ``path/tokenizer/`` (minibert, any kind the project's
+    ``load_tokenizer`` reads), or ``path/vocab.txt`` (Hugging Face; lower-casing from its
+    tokenizer_config.json, default on as in bert-base-uncased)."""
+    from minitransformer.data.tokenizers import load_tokenizer
+
+    from .wordpiece import WordPieceTokenizer
+
+    path = Path(path)
+    if (path / "tokenizer").is_dir():
+        return load_tokenizer(path / "tokenizer")
+    if (path / "vocab.txt").is_file():
+        lower = True
+        if (path / "tokenizer_config.json").is_file():
+            lower = bool(json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")).get("do_lower_case", True))
+        return WordPieceTokenizer.from_file(path / "vocab.txt", do_lower_case=lower)
+    raise FileNotFoundError(f"{path}: expected a tokenizer/ folder (minibert) or a vocab.txt (Hugging Face), found neither")

@@ -1,0 +1,154 @@
+"""Pretraining a GPT on any UTF-8 text: read, split, tokenize, cut into windows, train.
+
+    text files ─ split: first 90% of each file → train, last 10% → val
+               ─ tokenizer (char | sentencepiece bpe | unigram) learned on the training parts
+               ─ token streams, files joined by <|endoftext|>
+               ─ random windows of block_size + 1 tokens: inputs and next-token targets
+               ─ minitransformer.trainer.Trainer (AdamW, warmup + cosine, clipping, checkpoints, DDP)
+
+Article §3.2.1 数据准备 and §3.2.3 预训练 (here the causal-LM objective of GPT rather than BERT's MLM).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from minitransformer.batches import by_split, random_window_batches
+from minitransformer.checkpoint import load_trainer_state, read_config, seed_everything
+from minitransformer.data import GPT_SPECIALS, CharTokenizer, SentencePieceTokenizer, check_min_length, load_text
+from minitransformer.data.world_files import DATA_DIR
+from minitransformer.trainer import TrainConfig, Trainer
+
+from .config import GPTConfig
+from .model import GPT
+from .bpe import load_any_tokenizer
+
+DEFAULT_DATA = (DATA_DIR / "world_en.txt", DATA_DIR / "world_zh.txt")  # the bundled bilingual toy corpus
+TOKENIZER_KINDS = ("char", "bpe", "unigram")
+
+
+# ----------------------------------------------------------------------------- text -> token streams
+
+
+def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
+    """First (1 - f) of the characters for training, the last f for validation (nanoGPT's split)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction: expected a fraction in (0, 1), received {val_fraction}")
+    cut = int(len(text) * (1.0 - val_fraction))
+    return text[:cut], text[cut:]
+
+
+def make_tokenizer(kind: str, texts: Sequence[str], vocab_size: int = 2000):
+    """A tokenizer learned on ``texts``: one id per character (``char``), or sentencepiece
+    ``bpe`` / ``unigram`` with at most ``vocab_size`` pieces. Specials: [UNK] and <|endoftext|>."""
+    if kind == "char":
+        return CharTokenizer.train(texts, specials=GPT_SPECIALS)
+    if kind in ("bpe", "unigram"):
+        return SentencePieceTokenizer.train(texts, vocab_size, model_type=kind, specials=GPT_SPECIALS)
+    raise ValueError(f"tokenizer: expected one of {TOKENIZER_KINDS}, received {kind!r}")
+
+
+def encode_documents(tokenizer, texts: Sequence[str]) -> torch.Tensor:
+    """One 1-D int64 stream: the texts' ids joined by the end-of-text id (when the tokenizer has one)."""
+    eot = getattr(tokenizer, "eot_id", None)
+    ids: list[int] = []
+    for i, text in enumerate(texts):
+        if i and eot is not None:
+            ids.append(eot)
+        ids.extend(tokenizer.encode(text))
+    return torch.tensor(ids, dtype=torch.long)
+
+
+@dataclass
+class Corpus:
+    """Train and validation token streams (1-D int64) and the tokenizer that made them."""
+
+    train: torch.Tensor
+    val: torch.Tensor
+    tokenizer: object
+
+
+def load_corpus(paths: Sequence[str | os.PathLike], block_size: int, tokenizer=None, kind: str = "char",
+                vocab_size: int = 2000, val_fraction: float = 0.1) -> Corpus:
+    """Read UTF-8 text files, split each (train | val), learn a tokenizer on the training parts
+    unless one is given, and encode. ValueError when a split is shorter than block_size + 1 tokens."""
+    if not paths:
+        raise ValueError("data: expected at least one text file, received none")
+    texts = {Path(p): load_text(p) for p in paths}
+    parts = {p: split_text(t, val_fraction) for p, t in texts.items()}
+    if tokenizer is None:
+        tokenizer = make_tokenizer(kind, [tr for tr, _ in parts.values()], vocab_size)
+    for path, (tr, va) in parts.items():  # every file must give windows on both sides
+        check_min_length(len(tokenizer.encode(tr)), block_size, f"{path} (first {1 - val_fraction:.0%}, training part)")
+        check_min_length(len(tokenizer.encode(va)), block_size, f"{path} (last {val_fraction:.0%}, validation part)")
+    train = encode_documents(tokenizer, [tr for tr, _ in parts.values()])
+    val = encode_documents(tokenizer, [va for _, va in parts.values()])
+    return Corpus(train, val, tokenizer)
+
+
+def lm_batches(corpus: Corpus, block_size: int, batch_size: int, seed: int):
+    """get_batch(split, index) -> {"input_ids": (B, T), "labels": (B, T)}, labels already shifted
+    by one (see :func:`minitransformer.batches.random_window_batches`)."""
+    return by_split(
+        train=random_window_batches(corpus.train, block_size, batch_size, seed),
+        val=random_window_batches(corpus.val, block_size, batch_size, seed),
+    )
+
+
+def causal_lm_loss(model, batch) -> tuple[torch.Tensor, dict[str, float]]:
+    """The Trainer's loss_fn: ``model(input_ids, labels)`` with labels = the next tokens."""
+    _, loss = model(batch["input_ids"], batch["labels"])
+    return loss, {}
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def resume_state(out_dir: str | os.PathLike) -> tuple[GPTConfig, object, int]:
+    """Model config, tokenizer and data seed of the checkpoint in ``out_dir/checkpoint``: a resumed
+    run must rebuild the same model and draw the same stream of batches."""
+    ck = Path(out_dir) / "checkpoint"
+    state = load_trainer_state(ck) if (ck / "config.json").is_file() else None
+    if state is None:
+        raise ValueError(f"resume: expected a checkpoint with trainer state in {ck}, found none (train without --resume first)")
+    return GPTConfig.from_dict(read_config(ck)), load_any_tokenizer(ck / "tokenizer"), int(state["train_config"]["seed"])
+
+
+def pretrain(model_config: GPTConfig | None, train_config: TrainConfig, paths: Sequence[str | os.PathLike],
+             tokenizer=None, kind: str = "char", vocab_size: int = 2000, init_from: str | None = None) -> Trainer:
+    """Train a GPT on the text files ``paths`` and return the Trainer (``trainer.history`` holds
+    the metrics rows, ``out_dir/checkpoint`` the model, its config and its tokenizer).
+
+    - from scratch: ``GPT(model_config)``, vocab_size set from the tokenizer (given, or learned:
+      ``kind``, ``vocab_size``);
+    - ``init_from``: GPT-2 weights and tokenizer from a Hugging Face folder (fine-tuning); windows
+      of min(model_config.block_size, its n_positions) tokens;
+    - ``train_config.resume``: config, tokenizer and seed from the checkpoint; weights, optimizer
+      and RNG states are restored by the Trainer.
+    """
+    if train_config.resume:
+        model_config, tokenizer, seed = resume_state(train_config.out_dir)
+        train_config = dataclasses.replace(train_config, seed=seed)  # the data stream continues
+        init_from = None
+    seed_everything(train_config.seed)  # fixes the initial weights
+    if init_from is not None:
+        from .bpe import GPT2Tokenizer
+
+        model = GPT.from_pretrained(init_from)
+        tokenizer = tokenizer if tokenizer is not None else GPT2Tokenizer.from_dir(init_from)
+        block = model.config.block_size if model_config is None else min(model_config.block_size, model.config.block_size)
+        corpus = load_corpus(paths, block, tokenizer)
+    else:
+        block = model_config.block_size
+        corpus = load_corpus(paths, block, tokenizer, kind, vocab_size)
+        model = GPT(dataclasses.replace(model_config, vocab_size=corpus.tokenizer.vocab_size))
+    get_batch = lm_batches(corpus, block, train_config.batch_size, train_config.seed)
+    trainer = Trainer(model, train_config, get_batch, loss_fn=causal_lm_loss, model_config=model.config.to_dict(),
+                      tokenizer=corpus.tokenizer)
+    trainer.fit()
+    return trainer
