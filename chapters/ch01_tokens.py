@@ -248,21 +248,25 @@ ch.check("WordPiece: decode(encode(x)) == the lower-cased, punctuation-split tex
 # %% [markdown]
 # ### Unknown tokens (未登录词)
 #
-# A character never seen in training has no id. The character tokenizer and sentencepiece map it
-# to [UNK] — and then decode cannot give it back. WordPiece turns the *whole word* into [UNK].
-# With `byte_fallback=True`, sentencepiece spells an unseen character as its UTF-8 bytes
-# (`<0xE2>` …) at the cost of 256 extra ids: no unknown token, and the round trip holds for any
-# text. An English tokenizer meets Chinese as nothing but unknowns — one reason multilingual
-# models train one vocabulary on all their languages.
+# A character never seen in training has no id. The character tokenizer maps it to [UNK];
+# sentencepiece folds a run of unknown characters into one [UNK] (李明 → one token); either way
+# decode cannot give it back. WordPiece first strips accents (Zoë → zoe, no longer unknown but no
+# longer Zoë), and a word it still cannot spell becomes **one [UNK] for the whole word** (Østerbro:
+# Ø does not decompose). With `byte_fallback=True`, sentencepiece spells an unseen character as
+# its UTF-8 bytes (`<0xE2>` …) at the cost of 256 extra ids: no unknown token, and the round trip
+# holds for any text. An English tokenizer meets Chinese as nothing but unknowns — one reason
+# multilingual models train one vocabulary on all their languages.
 
 # %%
-strange = "Zoë met 李明 in Oslo ☕."
+strange = "Zoë met 李明 in Østerbro ☕."
 for kind in KINDS:
     toks = tokenizers["en"][kind].tokenize(strange)
     print(f"  en {kind:9s} [UNK] × {toks.count('[UNK]')}: " + " ".join(toks))
 bytes_bpe = SentencePieceTokenizer.train(train_text["en"], VOCAB + 256, model_type="bpe", byte_fallback=True)
 ids = bytes_bpe.encode(strange)
 print("  en bpe+bytes: " + " ".join(bytes_bpe.tokenize(strange)))
+ch.check("WordPiece: a word with an unknown character is one [UNK]; accents are stripped first",
+         wp.tokenize("Østerbro") == ["[UNK]"] and wp.tokenize("Zoë") == wp.tokenize("zoe"))
 ch.check("sentencepiece without byte fallback: unseen characters become [UNK]",
          tokenizers["en"]["bpe"].unk_id in tokenizers["en"]["bpe"].encode(strange)
          and tokenizers["en"]["bpe"].decode(tokenizers["en"]["bpe"].encode(strange)) != strange)

@@ -26,6 +26,9 @@ CHAPTERS = REPO / "chapters"
 
 # One plausible mistake per exercise: the body that replaces the reference solution.
 WRONG = {
+    "embedding_lookup": """
+        return weight[ids.clamp(0, weight.size(0) - 1)]  # silently clamps bad ids instead of refusing them
+    """,
     "attention_masks": """
         s = q @ k.transpose(-2, -1)  # forgot to divide by sqrt(d_k)
         if mask is not None:

@@ -22,6 +22,13 @@ class Exercise:
 
 EXERCISES: list[Exercise] = [
     Exercise(
+        "embedding_lookup", "ch01_tokens.py", "embedding_lookup", "check_embedding_lookup", 1, 10,
+        "Look up token vectors: weight[ids] for a (V, C) table, the same as one-hot(ids) @ weight; "
+        "refuse ids outside [0, V) with a ValueError.",
+        "实现词向量查表：对 (V, C) 的嵌入矩阵取 weight[ids]，等价于 one-hot(ids) @ weight；"
+        "若 id 超出 [0, V) 则抛出 ValueError。",
+    ),
+    Exercise(
         "attention_masks", "ch02_attention.py", "masked_attention", "check_masked_attention", 3, 30,
         "Write scaled dot-product attention softmax(QKᵀ/√d_k)V with a boolean mask (True = may attend) "
         "and an optional causal mask. A query whose every key is masked must output zeros, not NaN.",

@@ -1,0 +1,579 @@
+# %% [markdown]
+# # Chapter 7 · 生成任务与机器翻译 — the decoder, cross-attention and the encoder-decoder Transformer (Article §3.2.4, §6.3)
+#
+# §3.2.4 lists **生成任务** (generation tasks: "sequence-to-sequence fine-tuning with labelled
+# data") and §6.3 **机器翻译** (machine translation) among the uses of a pretrained model. Neither
+# says what model produces a sequence from a sequence. BERT (ch06) is an encoder only: one vector
+# per input token, nothing that writes new tokens. The original Transformer (Vaswani et al., 2017)
+# was built for translation and has two halves:
+#
+# * an **encoder** (ch06) reads the source sentence x₁ … x_S into a *memory*, one vector per source token;
+# * a **decoder** writes the target one token at a time, y_t = f(y₁ … y_{t−1}, memory). Each of its
+#   blocks has three sublayers: **causal self-attention** over the target written so far (it must
+#   not peek at later target tokens), **cross-attention** from the target to the memory (queries
+#   from the decoder, keys and values from the encoder), and the feed-forward network.
+#
+# In this chapter we build the decoder block and check it against `nn.TransformerDecoderLayer`, check
+# the whole encoder-decoder against `nn.Transformer`, then train one on the bundled English→Chinese
+# pairs, decode greedily with a KV cache, score BLEU on the test set and look at cross-attention.
+# Nothing here is pretrained: 3,200 labelled pairs are enough because the toy world is small and
+# regular. Real translation needs millions of pairs, or a pretrained model to fine-tune (§6.3).
+#
+# 本章：解码器（因果自注意力 + 交叉注意力）、完整的编码器-解码器，以及英译中的训练、贪心解码与 BLEU。
+
+# %%
+import time
+import warnings
+from collections import Counter
+from functools import lru_cache
+
+import torch
+import torch.nn as nn
+from matplotlib import font_manager
+
+from chapters.book import Chapter, plt
+from minitransformer.attention import KVCache
+from minitransformer.batches import by_split, epoch_batches, mix_seed
+from minitransformer.blocks import DecoderBlock
+from minitransformer.data import BERT_SPECIALS, CharTokenizer, SentencePieceTokenizer, load_world_translation
+from minitransformer.data.world_lexicon import ENTITIES
+from minitransformer.metrics import bleu_tokenize, corpus_bleu
+from minitransformer.trainer import Trainer, TrainConfig
+from minitransformer.transformer import Decoder, Encoder, Seq2SeqConfig, Seq2SeqTransformer
+
+ch = Chapter(__file__)
+
+# %% [markdown]
+# ## 1. The decoder block, by hand (解码器层)
+#
+# Post-LN, as in the original Transformer (x: the target so far (B, T, C); m: the memory (B, S, C)):
+#
+#     x = LN₁(x + Dropout(SelfAttn(x, x, x; causal + target padding)))
+#     x = LN₂(x + Dropout(CrossAttn(x, m, m; source padding)))      ← queries x, keys and values m
+#     x = LN₃(x + Dropout(FFN(x)))
+#
+# We run these three lines with the block's own parts and compare with `DecoderBlock.forward`.
+
+# %%
+B, S, T, C, H, D_FF = 2, 7, 5, 32, 4, 64
+block = DecoderBlock(C, H, D_FF, dropout=0.0, activation="relu", norm_first=False).train()
+x = torch.randn(B, T, C)  # the target so far, embedded
+memory = torch.randn(B, S, C)  # the encoder's output for the source sentence
+tgt_keep = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])  # target 2 is 3 tokens + 2 padding
+src_keep = torch.tensor([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]])  # source 2: 4 tokens + 3 padding
+
+with torch.no_grad():
+    a, _ = block.self_attn(x, attention_mask=tgt_keep, is_causal=True)  # SelfAttn(x, x, x), causal
+    h = block.norm1(x + a)
+    c, _ = block.cross_attn(h, memory, attention_mask=src_keep)  # CrossAttn(h, m, m)
+    h = block.norm2(h + c)
+    y_hand = block.norm3(h + block.ff(h))
+    y_lib, _ = block(x, memory, attention_mask=tgt_keep, memory_mask=src_keep)
+ch.show("x (target so far)", x, "(B, T, C)")
+ch.show("memory", memory, "(B, S, C)")
+ch.show("block(x, memory)", y_lib, "(B, T, C): one vector per target position")
+ch.check_close("decoder block by hand == library DecoderBlock", y_hand, y_lib, atol=1e-6)
+
+# %% [markdown]
+# ## 2. Against `nn.TransformerDecoderLayer` (与 PyTorch 对照)
+#
+# PyTorch's layer has the same parts: `self_attn`, `multihead_attn` (the cross-attention), `linear1`,
+# `linear2`, `norm1`–`norm3` (W^Q, W^K, W^V stacked in `in_proj_weight`). Its boolean masks are
+# the other way round from ours: **True means "may not attend"** — the causal `tgt_mask` is True
+# above the diagonal (`generate_square_subsequent_mask` writes the same as 0 / −∞), and the
+# `*_key_padding_mask`s are True at padding. We compare in float64 with dropout 0.
+
+# %%
+@torch.no_grad()
+def copy_attention(ours, ref: nn.MultiheadAttention) -> None:
+    """Our q/k/v/out projections into nn.MultiheadAttention (W_Q, W_K, W_V stacked row-wise)."""
+    ref.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
+    ref.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
+    ref.out_proj.weight.copy_(ours.out_proj.weight)
+    ref.out_proj.bias.copy_(ours.out_proj.bias)
+
+
+@torch.no_grad()
+def copy_layer(ours, ref) -> None:
+    """An EncoderBlock into nn.TransformerEncoderLayer, or a DecoderBlock into nn.TransformerDecoderLayer."""
+    copy_attention(ours.self_attn, ref.self_attn)
+    if hasattr(ref, "multihead_attn"):
+        copy_attention(ours.cross_attn, ref.multihead_attn)
+        ref.norm3.load_state_dict(ours.norm3.state_dict())
+    ref.linear1.load_state_dict(ours.ff.fc1.state_dict())
+    ref.linear2.load_state_dict(ours.ff.fc2.state_dict())
+    ref.norm1.load_state_dict(ours.norm1.state_dict())
+    ref.norm2.load_state_dict(ours.norm2.state_dict())
+
+
+@torch.no_grad()
+def jitter_norms(module) -> None:
+    """Non-trivial LayerNorm γ, β, so that swapped norms would show up in the comparison."""
+    for name, p in module.named_parameters():
+        if "norm" in name:
+            p.add_(0.1 * torch.randn_like(p))
+
+
+def blocked_future(t):
+    """nn.Transformer's causal tgt_mask as booleans: True above the diagonal = may NOT attend."""
+    return torch.ones(t, t, dtype=torch.bool).triu(1)
+
+
+ch.check("blocked_future(T) marks the −∞ entries of nn.Transformer.generate_square_subsequent_mask(T)",
+         torch.equal(blocked_future(T), torch.isneginf(nn.Transformer.generate_square_subsequent_mask(T))))
+x64, memory64 = x.double(), memory.double()
+for norm_first, name in [(False, "post-LN (original Transformer)"), (True, "pre-LN")]:
+    ours = DecoderBlock(C, H, D_FF, dropout=0.0, activation="relu", norm_first=norm_first).double().train()
+    jitter_norms(ours)
+    ref = nn.TransformerDecoderLayer(C, H, D_FF, dropout=0.0, activation="relu", batch_first=True,
+                                     norm_first=norm_first).double().train()
+    copy_layer(ours, ref)
+    with torch.no_grad():
+        y_ours, _ = ours(x64, memory64, attention_mask=tgt_keep, memory_mask=src_keep)
+        y_ref = ref(x64, memory64, tgt_mask=blocked_future(T), tgt_key_padding_mask=tgt_keep == 0,
+                    memory_key_padding_mask=src_keep == 0)
+    ch.check_close(f"{name} decoder block == nn.TransformerDecoderLayer (causal, both paddings)", y_ours, y_ref, atol=1e-10)
+
+# %% [markdown]
+# ## 3. What the two attentions may see (两种注意力的可见范围)
+#
+# * **Causal self-attention**: position t sees target positions ≤ t only. Change the target token
+#   at position 3 and the outputs at positions 0–2 must not move.
+# * **Cross-attention** has no causal mask: every target position may look at every (real) source
+#   token. Change one source vector and every target position moves. Padded source tokens get
+#   weight exactly 0. The weights have shape (B, H, T, S): a target × source table per head.
+
+# %%
+with torch.no_grad():
+    y0, w = block(x, memory, memory_mask=src_keep, need_weights=True)
+    x_changed = x.clone()
+    x_changed[:, 3] += 1.0  # change target position 3
+    y1, _ = block(x_changed, memory, memory_mask=src_keep)
+    memory_changed = memory.clone()
+    memory_changed[:, 2] += 1.0  # change source position 2
+    y2, _ = block(x, memory_changed, memory_mask=src_keep)
+ch.show("cross-attention weights", w["cross"], "(B, H, T, S)")
+ch.check_close("causal: changing target position 3 leaves positions 0-2 unchanged", y1[:, :3], y0[:, :3], atol=0)
+ch.check("… and changes positions 3-4", bool(((y1[:, 3:] - y0[:, 3:]).abs().amax(-1) > 1e-3).all()))
+ch.check("cross-attention: changing one source token changes every target position",
+         bool(((y2 - y0).abs().amax(-1) > 1e-3).all()))
+ch.check("padded source tokens get cross-attention weight 0; each row sums to 1",
+         bool((w["cross"][1, :, :, 4:] == 0).all()) and bool(torch.allclose(w["cross"].sum(-1), torch.ones(B, H, T))))
+
+# %% [markdown]
+# ## 4. The whole encoder-decoder against `nn.Transformer` (完整的编码器-解码器)
+#
+# N encoder blocks turn the source into the memory; N decoder blocks read it through every
+# cross-attention. `nn.Transformer` always ends both stacks with a LayerNorm (needed for pre-LN,
+# an extra for post-LN), so we build ours with `final_norm=True` for the comparison.
+#
+# Then the full model `Seq2SeqTransformer`: embeddings × √d_model + sinusoidal positions (ch05) →
+# encoder → decoder → a linear layer to target-vocabulary logits. With pre-LN its stacks end in the
+# same LayerNorms, so the logits must equal `lm_head(nn.Transformer(embed(src), embed(tgt)))`.
+
+# %%
+N_LAYERS, S2, T2 = 2, 6, 5
+with warnings.catch_warnings():  # nn.Transformer warns that pre-LN disables its nested-tensor fast path
+    warnings.simplefilter("ignore", UserWarning)
+    for norm_first, name in [(False, "post-LN"), (True, "pre-LN")]:
+        enc = Encoder(N_LAYERS, C, H, D_FF, dropout=0.0, activation="relu", norm_first=norm_first, final_norm=True).double()
+        dec = Decoder(N_LAYERS, C, H, D_FF, dropout=0.0, activation="relu", norm_first=norm_first, final_norm=True).double()
+        jitter_norms(enc)
+        jitter_norms(dec)
+        ref = nn.Transformer(C, H, N_LAYERS, N_LAYERS, D_FF, dropout=0.0, activation="relu", batch_first=True,
+                             norm_first=norm_first).double().train()
+        for o, r in zip(list(enc.layers) + list(dec.layers), list(ref.encoder.layers) + list(ref.decoder.layers)):
+            copy_layer(o, r)
+        ref.encoder.norm.load_state_dict(enc.norm.state_dict())
+        ref.decoder.norm.load_state_dict(dec.norm.state_dict())
+        src_x, tgt_x = torch.randn(B, S2, C, dtype=torch.float64), torch.randn(B, T2, C, dtype=torch.float64)
+        src_keep2 = torch.tensor([[1] * S2, [1] * 3 + [0] * (S2 - 3)])
+        with torch.no_grad():
+            mem, _ = enc(src_x, src_keep2)
+            y_ours, _ = dec(tgt_x, mem, memory_mask=src_keep2)
+            y_ref = ref(src_x, tgt_x, tgt_mask=blocked_future(T2),
+                        src_key_padding_mask=src_keep2 == 0, memory_key_padding_mask=src_keep2 == 0)
+        ch.check_close(f"{name} {N_LAYERS}+{N_LAYERS}-layer encoder-decoder == nn.Transformer", y_ours, y_ref, atol=1e-10)
+    n_ours = sum(p.numel() for p in list(enc.parameters()) + list(dec.parameters()))
+    ch.check("same number of parameters as nn.Transformer", n_ours == sum(p.numel() for p in ref.parameters()),
+             f"{n_ours:,}")
+
+    cfg = Seq2SeqConfig(src_vocab_size=30, tgt_vocab_size=20, d_model=C, n_heads=H, d_ff=D_FF, n_encoder_layers=N_LAYERS,
+                        n_decoder_layers=N_LAYERS, dropout=0.0, norm_first=True, max_len=16)
+    full = Seq2SeqTransformer(cfg).double()
+    jitter_norms(full)
+    ref = nn.Transformer(C, H, N_LAYERS, N_LAYERS, D_FF, dropout=0.0, activation="relu", batch_first=True,
+                         norm_first=True).double().train()
+    for o, r in zip(list(full.encoder.layers) + list(full.decoder.layers), list(ref.encoder.layers) + list(ref.decoder.layers)):
+        copy_layer(o, r)
+    ref.encoder.norm.load_state_dict(full.encoder.norm.state_dict())
+    ref.decoder.norm.load_state_dict(full.decoder.norm.state_dict())
+src_ids = torch.tensor([[5, 9, 12, 7, 3, 8], [6, 11, 4, 0, 0, 0]])  # 0 = [PAD]
+tgt_ids = torch.tensor([[2, 7, 9, 4, 5], [2, 8, 3, 0, 0]])
+with torch.no_grad():
+    logits, _ = full(src_ids, tgt_ids)
+    h_ref = ref(full.embed(src_ids, full.src_embed), full.embed(tgt_ids, full.tgt_embed),
+                tgt_mask=blocked_future(T2),
+                src_key_padding_mask=src_ids == 0, tgt_key_padding_mask=tgt_ids == 0, memory_key_padding_mask=src_ids == 0)
+ch.show("logits", logits, "(B, T, V_tgt)")
+ch.check_close("Seq2SeqTransformer logits == lm_head(nn.Transformer(embed(src), embed(tgt)))",
+               logits, full.lm_head(h_ref), atol=1e-10)
+
+# %% [markdown]
+# ## 5. The data: English → Chinese (数据：英译中)
+#
+# `data/translation.{train,val,test}.tsv` hold 3,200 / 400 / 400 sentence pairs of the bundled
+# world. Each side gets its own tokenizer, trained on the training pairs only:
+#
+# * English: sentencepiece BPE with 600 pieces — nearly every word is one piece (ch01);
+# * Chinese: one token per character.
+#
+# Both use BERT's special tokens, so [PAD] = 0 on both sides. The decoder needs a *start* token to
+# condition the first prediction on, and the model must learn to *stop*: we use [CLS] as the start
+# and [SEP] as the end token, as Hugging Face's BERT-to-BERT encoder-decoders do. Training uses
+# **teacher forcing**: the decoder reads the correct target shifted right and predicts every next
+# character at once (the causal mask keeps each prediction honest):
+#
+#     tgt_in = [CLS] y₁ y₂ … y_n          labels = y₁ y₂ … y_n [SEP]      (loss ignores [PAD])
+
+# %%
+pairs = {split: load_world_translation(split) for split in ("train", "val", "test")}
+src_tok = SentencePieceTokenizer.train([en for en, _ in pairs["train"]], 600, model_type="bpe", specials=BERT_SPECIALS)
+tgt_tok = CharTokenizer.train([zh for _, zh in pairs["train"]], specials=BERT_SPECIALS)
+PAD, BOS, EOS = tgt_tok.pad_id, tgt_tok.cls_id, tgt_tok.sep_id
+encoded = {split: [(src_tok.encode(en), tgt_tok.encode(zh)) for en, zh in pairs[split]] for split in pairs}
+print(f"  vocabularies: English {src_tok.vocab_size} BPE pieces, Chinese {tgt_tok.vocab_size} characters")
+print(f"  {len(encoded['train'])} / {len(encoded['val'])} / {len(encoded['test'])} pairs (train / val / test)")
+unk_test = sum(ids.count(tgt_tok.unk_id) for _, ids in encoded["test"])
+print(f"  test targets with characters unseen in training: {unk_test} [UNK]")
+ch.check("[PAD] is id 0 on both sides; start [CLS] and end [SEP] are distinct",
+         src_tok.pad_id == 0 == PAD and len({PAD, BOS, EOS}) == 3)
+
+
+def pad_to(seqs, length=None):
+    """Right-pad lists of ids with [PAD] into a (B, max len) tensor."""
+    length = length or max(map(len, seqs))
+    return torch.tensor([s + [PAD] * (length - len(s)) for s in seqs])
+
+
+def collate(items):
+    """(src ids, tgt ids) pairs -> the batch Seq2SeqTransformer.forward takes."""
+    return {"src": pad_to([s for s, _ in items]),
+            "tgt_in": pad_to([[BOS] + t for _, t in items]),  # (B, T): [CLS] y₁ … y_n
+            "labels": pad_to([t + [EOS] for _, t in items])}  # (B, T): y₁ … y_n [SEP]
+
+
+en, zh = pairs["train"][0]
+one = collate([encoded["train"][0]])
+print(f"  {en!r} -> {src_tok.tokenize(en)}")
+print("  tgt_in: " + " ".join(tgt_tok.id_to_token(i) for i in one["tgt_in"][0].tolist()))
+print("  labels: " + " ".join(tgt_tok.id_to_token(i) for i in one["labels"][0].tolist()))
+ch.check("labels are tgt_in shifted left by one, ending in [SEP]",
+         torch.equal(one["tgt_in"][0, 1:], one["labels"][0, :-1]) and int(one["labels"][0, -1]) == EOS)
+
+# %% [markdown]
+# ## 6. Training (训练)
+#
+# A small model — d_model 64, 4 heads, one encoder and one decoder block, no dropout — trained with
+# the shared `Trainer` (`minitransformer/trainer.py`: AdamW, warmup + cosine schedule, gradient
+# clipping) for 300 steps of 64 pairs, six passes over the training set.
+#
+# One trick: the library's `epoch_batches` draws random examples, so a batch is padded to its longest
+# sentence. **Bucketing** sorts an epoch's examples by length before cutting them into batches,
+# then shuffles the batches: similar lengths share a batch, the tensors shrink by a third, and a
+# step gets cheaper in proportion (attention, quadratic in length, even more). The batches are still
+# a pure function of (split, index), as the Trainer requires.
+
+# %%
+def bucketed_batches(pairs_ids, batch_size, seed):
+    """get_batch over epochs with length bucketing. Epoch e: shuffle with (seed, e), sort by
+    (source length, target length) — the shuffle breaks ties at random —, cut into batches,
+    shuffle the batches. The last incomplete batch of an epoch is dropped (every batch has batch_size rows)."""
+    n_batches = len(pairs_ids) // batch_size
+
+    @lru_cache(maxsize=2)
+    def epoch(e):
+        g = torch.Generator().manual_seed(mix_seed("bucket", seed, e))
+        order = torch.randperm(len(pairs_ids), generator=g).tolist()[: n_batches * batch_size]
+        order.sort(key=lambda i: (len(pairs_ids[i][0]), len(pairs_ids[i][1])))  # stable: random among equals
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        return [batches[i] for i in torch.randperm(n_batches, generator=g).tolist()]
+
+    def get_batch(split, index):
+        return collate([pairs_ids[i] for i in epoch(index // n_batches)[index % n_batches]])
+
+    get_batch.epoch = epoch  # the example indices of each batch of epoch e, for inspection
+    return get_batch
+
+
+BATCH = 64
+STEPS = ch.steps(300, 10)
+random_batches = epoch_batches(len(encoded["train"]), BATCH, 0, lambda idx: collate([encoded["train"][i] for i in idx]))
+bucketed = bucketed_batches(encoded["train"], BATCH, seed=0)
+n_check = ch.steps(50, 10)  # 50 = one epoch, 3200 / 64
+ratio = {}  # tokens in the padded (B, S) and (B, T) tensors per real token
+for name, get_batch in [("random", random_batches), ("bucketed", bucketed)]:
+    batches = [get_batch("train", i) for i in range(n_check)]
+    padded = sum(b["src"].numel() + b["tgt_in"].numel() for b in batches)
+    real = sum(int((b["src"] != PAD).sum() + (b["tgt_in"] != PAD).sum()) for b in batches)
+    ratio[name] = padded / real
+print(f"  tensor size / real tokens over {n_check} batches: random {ratio['random']:.2f}, bucketed {ratio['bucketed']:.2f}")
+ch.check("bucketing: batches hold ≤ 1.1× the real tokens, random batches > 1.5×",
+         ratio["bucketed"] < 1.1 and ratio["random"] > 1.5, f"{ratio['bucketed']:.2f} vs {ratio['random']:.2f}")
+ch.check("one epoch of bucketed batches holds every training pair exactly once",
+         sorted(i for b in bucketed.epoch(0) for i in b) == list(range(len(encoded["train"]))))
+
+ch.manual_seed(0)
+config = Seq2SeqConfig(src_tok.vocab_size, tgt_tok.vocab_size, d_model=64, n_heads=4, d_ff=128, n_encoder_layers=1,
+                       n_decoder_layers=1, dropout=0.0, max_len=64, pad_id=PAD)
+model = Seq2SeqTransformer(config)
+n_params = sum(p.numel() for p in model.parameters())
+n_embed = sum(p.numel() for p in (model.src_embed.weight, model.tgt_embed.weight, model.lm_head.weight))
+print(f"  model: {n_params:,} parameters, {n_embed:,} of them in the two embedding tables and the output layer")
+
+val_batches = epoch_batches(len(encoded["val"]), BATCH, 0, lambda idx: collate([encoded["val"][i] for i in idx]))
+train_config = TrainConfig(out_dir=str(ch.out / "run"), max_steps=STEPS, batch_size=BATCH, lr=3e-3, min_lr=1e-4,
+                           warmup_steps=max(1, STEPS // 12), weight_decay=0.01, betas=(0.9, 0.98),
+                           eval_interval=ch.steps(40, 5), eval_steps=ch.steps(3, 1), log_interval=ch.steps(10, 2),
+                           checkpoint_interval=-1, progress=False, seed=0)
+t0 = time.perf_counter()
+history = Trainer(model, train_config, by_split(train=bucketed, val=val_batches)).fit()
+train_seconds = time.perf_counter() - t0
+train_rows = [r for r in history if r["split"] == "train"]
+val_rows = [r for r in history if r["split"] == "val"]
+print(f"  {STEPS} steps in {train_seconds:.1f} s; train loss {train_rows[0]['loss']:.2f} -> {train_rows[-1]['loss']:.3f}, "
+      f"val loss {val_rows[0]['loss']:.2f} -> {val_rows[-1]['loss']:.3f}")
+ch.check("validation loss went down", val_rows[-1]["loss"] < ch.steps(0.1, 0.9) * val_rows[0]["loss"],
+         f"{val_rows[0]['loss']:.2f} -> {val_rows[-1]['loss']:.3f}")
+
+fig, ax = plt.subplots(figsize=(6.5, 3.8))
+ax.plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows], label=f"train (mean of {train_config.log_interval} steps)")
+ax.plot([r["step"] for r in val_rows], [r["loss"] for r in val_rows], "o-", label="validation")
+ax.set(xlabel="step", ylabel="cross-entropy per target character", yscale="log",
+       title=f"English → Chinese, {n_params:,} parameters")
+ax.legend()
+ch.savefig(fig, "loss_curve")
+
+# %% [markdown]
+# ## 7. Greedy decoding with a KV cache (贪心解码与 KV 缓存)
+#
+# At test time there is no target to force: the decoder starts from [CLS], takes the most probable
+# next character, appends it, and repeats until it writes [SEP] (or a length limit):
+#
+#     y_t = argmax_v p(v | y₁ … y_{t−1}, x)
+#
+# The source is encoded once. Recomputing the decoder over the whole prefix at every step repeats
+# work: the keys and values of positions < t never change (causal mask). `greedy_decode` keeps
+# them in a **KV cache** and feeds only the newest token. It must give exactly the same output:
+
+# %%
+@torch.no_grad()
+def greedy_decode_recompute(model, src, bos_id, eos_id, max_new_tokens):
+    """Greedy decoding without a cache: the decoder reruns over the whole prefix at every step."""
+    model.eval()
+    src_mask = src != PAD
+    memory = model.encode(src, src_mask)
+    seq = torch.full((src.size(0), 1), bos_id)
+    done = torch.zeros(src.size(0), dtype=torch.bool)
+    for _ in range(max_new_tokens):
+        nxt = model.decode(seq, memory, src_mask)[:, -1].argmax(-1)  # (B,) from (B, t, V)
+        nxt = nxt.masked_fill(done, PAD)  # finished sentences get padding, as greedy_decode does
+        seq = torch.cat([seq, nxt[:, None]], dim=1)
+        done |= nxt == eos_id
+        if bool(done.all()):
+            break
+    return seq[:, 1:]
+
+
+def to_text(ids):
+    """Generated ids -> Chinese text, cut at the first [SEP]."""
+    ids = ids.tolist()
+    return tgt_tok.decode(ids[: ids.index(EOS)] if EOS in ids else ids)
+
+
+n_test = ch.steps(len(encoded["test"]), 48)
+test_src = pad_to([s for s, _ in encoded["test"][:n_test]])
+references = [zh for _, zh in pairs["test"][:n_test]]
+max_new = max(len(t) for _, t in encoded["train"]) + 10
+t0 = time.perf_counter()
+out_cached = model.greedy_decode(test_src, BOS, EOS, max_new_tokens=max_new)
+t_cached = time.perf_counter() - t0
+n_re = min(n_test, 100)  # recomputing is slow: the first 100 sentences
+t0 = time.perf_counter()
+out_cached_re = model.greedy_decode(test_src[:n_re], BOS, EOS, max_new_tokens=max_new)
+t_cached_re = time.perf_counter() - t0
+t0 = time.perf_counter()
+out_full = greedy_decode_recompute(model, test_src[:n_re], BOS, EOS, max_new)
+t_full = time.perf_counter() - t0
+print(f"  {n_re} sentences: with KV cache {t_cached_re:.2f} s, recomputing the prefix {t_full:.2f} s")
+ch.check("greedy decoding with the KV cache == recomputing the prefix (every token)", torch.equal(out_cached_re, out_full),
+         f"{out_full.shape[1]} steps × {n_re} sentences")
+
+# the cache at the level of logits: feed a target one token at a time vs all at once
+model.eval()
+with torch.no_grad():
+    batch = collate(encoded["test"][:8])
+    src_mask = batch["src"] != PAD
+    memory_t = model.encode(batch["src"], src_mask)
+    full_logits = model.decode(batch["tgt_in"], memory_t, src_mask)  # (B, T, V), causal mask inside
+    caches = [KVCache() for _ in model.decoder.layers]
+    step_logits = torch.cat([model.decode(batch["tgt_in"][:, t:t + 1], memory_t, src_mask, caches=caches, offset=t)
+                             for t in range(batch["tgt_in"].size(1))], dim=1)
+ch.check_close("decoder logits one token at a time with the cache == all positions at once", step_logits, full_logits,
+               atol=1e-4)
+
+# %% [markdown]
+# ## 8. BLEU on the test set (BLEU 评估)
+#
+# BLEU (Papineni et al., 2002) compares n-grams (n = 1…4) of the output with the reference,
+# clipped so an n-gram is credited at most as often as the reference has it, summed over the whole
+# test set, with a penalty for outputs shorter than the references. For Chinese we count
+# **characters** as tokens (`bleu_tokenize(text, "zh")`); word-level BLEU would first need a
+# Chinese word segmenter and gives other numbers, so always say which tokenisation a BLEU uses.
+#
+# Two baselines that use no model:
+#
+# * **constant**: output the most frequent training translation for every sentence;
+# * **nearest neighbour**: find the training source sentence sharing the most words with the test
+#   sentence and output *its* translation. In a world this regular that is a strong baseline.
+
+# %%
+hyps = [to_text(row) for row in out_cached]
+tok_refs = [bleu_tokenize(r, "zh") for r in references]
+bleu = corpus_bleu([bleu_tokenize(h, "zh") for h in hyps], tok_refs)
+exact = sum(h == r for h, r in zip(hyps, references)) / n_test
+
+most_common = Counter(zh for _, zh in pairs["train"]).most_common(1)[0][0]  # ties: the first seen
+bleu_constant = corpus_bleu([bleu_tokenize(most_common, "zh")] * n_test, tok_refs)
+
+
+def bag_of_words(sentences, vocab):
+    """(N, W) 0/1 matrix: which words of ``vocab`` (English, bleu_tokenize) each sentence contains."""
+    bag = torch.zeros(len(sentences), len(vocab))
+    for r, sentence in enumerate(sentences):
+        bag[r, [vocab[w] for w in bleu_tokenize(sentence)]] = 1.0
+    return bag
+
+
+train_en = [en_s for en_s, _ in pairs["train"]]
+test_en = [en_s for en_s, _ in pairs["test"][:n_test]]
+vocab = {w: i for i, w in enumerate(sorted({w for en_s in train_en + test_en for w in bleu_tokenize(en_s)}))}
+train_bag, test_bag = bag_of_words(train_en, vocab), bag_of_words(test_en, vocab)
+shared = test_bag @ train_bag.T  # (n_test, N_train) words in common
+jaccard = shared / (test_bag.sum(1, keepdim=True) + train_bag.sum(1) - shared)  # |a ∩ b| / |a ∪ b|
+nn_hyps = [pairs["train"][j][1] for j in jaccard.argmax(1).tolist()]  # the nearest training sentence's Chinese
+bleu_nn = corpus_bleu([bleu_tokenize(h, "zh") for h in nn_hyps], tok_refs)
+print(f"  BLEU (characters), {n_test} test sentences: model {bleu:.1f} (exact match {exact:.0%}); "
+      f"constant {bleu_constant:.1f}; nearest neighbour {bleu_nn:.1f}")
+if ch.fast:
+    ch.check("(fast mode, a few steps) BLEU is a number in [0, 100]", 0.0 <= bleu <= 100.0, f"{bleu:.1f}")
+else:
+    ch.check("BLEU well above the constant baseline", bleu > bleu_constant + 50, f"{bleu:.1f} vs {bleu_constant:.1f}")
+    ch.check("BLEU above the nearest-neighbour baseline", bleu > bleu_nn + 10, f"{bleu:.1f} vs {bleu_nn:.1f}")
+    ch.check("BLEU ≥ 80", bleu >= 80, f"{bleu:.1f}")
+
+print("  a few translations (source | reference | model):")
+wrong = [i for i in range(4, n_test) if hyps[i] != references[i]]
+for i in list(range(4)) + wrong[:3]:  # the first four, then three mistakes
+    mark = "✓" if hyps[i] == references[i] else "✗"
+    print(f"    {mark} {pairs['test'][i][0]} | {references[i]} | {hyps[i]}")
+
+# %% [markdown]
+# ## 9. Cross-attention: which source word each character looks at (交叉注意力热力图)
+#
+# Teacher-force the model's own translation of a test sentence and read the cross-attention
+# weights of the decoder block, averaged over the 4 heads: a column per source piece, a row per
+# decoder position. Row t reads [CLS] y₁ … y_t and **predicts** y_{t+1}, so we label each row with
+# the character it writes. Chinese puts the place before the verb ("works at … in Berlin" →
+# 在柏林的…工作), so the alignment is not a diagonal. (Without a CJK font, e.g. Noto Sans CJK,
+# matplotlib cannot draw Chinese: the rows then show code points, and the text output lists the
+# characters.)
+#
+# To measure rather than eyeball, we use the world's lexicon (`minitransformer.data.world_lexicon`:
+# Berlin ↔ 柏林, Chen Jing ↔ 陈静, …): for each name in a correctly translated test sentence, does
+# the row that writes the name's first character attend most to one of the name's source pieces?
+# Attention weights are a hint of what the model uses, not a proof of it.
+
+# %%
+@torch.no_grad()
+def cross_attention_maps(model, items):
+    """Head-averaged cross-attention of the (last) decoder block for (src ids, tgt ids) pairs,
+    teacher-forced: (B, T, S); row t predicts target token t (row 0 reads [CLS])."""
+    model.eval()
+    batch = collate(items)
+    src_mask = batch["src"] != PAD
+    mem = model.encode(batch["src"], src_mask)
+    _, weights = model.decoder(model.embed(batch["tgt_in"], model.tgt_embed), mem, batch["tgt_in"] != PAD, src_mask,
+                               need_weights=True)
+    return weights[-1]["cross"].mean(1)
+
+
+def pieces_of(text, start, end):
+    """Indices of the source pieces of ``text`` that overlap characters [start, end) (a lone ▁ never does)."""
+    found, pos = [], -1  # ▁ stands for a space; sentencepiece puts one before the first word: offset -1
+    for j, piece in enumerate(src_tok.tokenize(text)):
+        if piece != "▁" and pos < end and pos + len(piece) > start:
+            found.append(j)
+        pos += len(piece)
+    return found
+
+
+good = [i for i in range(n_test) if hyps[i] == references[i]]
+maps = cross_attention_maps(model, [(encoded["test"][i][0], tgt_tok.encode(hyps[i])) for i in good]) if good else None
+hits, chance, names = 0, 0.0, 0
+for row, i in enumerate(good):
+    en_s, zh_s = pairs["test"][i]
+    n_src = len(encoded["test"][i][0])
+    for ent in ENTITIES:
+        if en_s.count(ent.en) != 1 or zh_s.count(ent.zh) != 1:
+            continue
+        a = en_s.index(ent.en)
+        pieces = pieces_of(en_s, a, a + len(ent.en))
+        t = zh_s.index(ent.zh)  # the row that writes the name's first character
+        hits += int(maps[row, t, :n_src].argmax()) in pieces
+        chance += len(pieces) / n_src  # attending to a random piece
+        names += 1
+print(f"  {names} names in {len(good)} correct translations: the row writing a name's first character attends most "
+      f"to the name's English pieces {hits / max(names, 1):.0%} of the time (chance {chance / max(names, 1):.0%})")
+if not ch.fast:
+    ch.check("cross-attention finds the source name for most names (≥ 3× chance)", names > 0 and hits >= 3 * chance,
+             f"{hits / max(names, 1):.0%} vs chance {chance / max(names, 1):.0%}")
+
+idx = 1
+cross = cross_attention_maps(model, [(encoded["test"][idx][0], tgt_tok.encode(hyps[idx]))])[0]  # (T, S)
+cols = src_tok.tokenize(pairs["test"][idx][0])
+writes = list(hyps[idx]) + ["[SEP]"]  # row t writes character t
+ch.check("cross-attention rows sum to 1 over the source", bool(torch.allclose(cross.sum(-1), torch.ones(len(writes)))))
+print(f"  {pairs['test'][idx][0]} -> {hyps[idx]}")
+print("  each character and the source piece it attends to most: "
+      + ", ".join(f"{c}←{cols[int(cross[t].argmax())]}" for t, c in enumerate(writes)))
+
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
+             "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
+installed = {f.name for f in font_manager.fontManager.ttflist}
+cjk_font = next((f for f in CJK_FONTS if f in installed), None)
+labels = writes if cjk_font else [f"{t + 1}: U+{ord(c):04X}" if len(c) == 1 else c for t, c in enumerate(writes)]
+fig, ax = plt.subplots(figsize=(0.5 * len(cols) + 2.5, 0.36 * len(writes) + 1.5))
+im = ax.imshow(cross.numpy(), cmap="viridis", vmin=0)
+ax.set_xticks(range(len(cols)), cols, rotation=60)
+ax.set_yticks(range(len(writes)), labels, **({"fontfamily": cjk_font} if cjk_font else {}))
+ax.set(xlabel="source piece (English)", ylabel="character written by this row",
+       title="cross-attention, mean of 4 heads" + ("" if cjk_font else "\n(no CJK font found: rows as code points)"))
+fig.colorbar(im, ax=ax, shrink=0.8)
+ch.savefig(fig, "cross_attention")
+
+# %% [markdown]
+# ## What we built
+#
+# * the decoder block — causal self-attention, cross-attention to the encoder's memory, FFN —
+#   equal to `nn.TransformerDecoderLayer`, and the encoder-decoder equal to `nn.Transformer`;
+# * what each attention may see: the causal mask hides later target tokens, cross-attention sees
+#   every real source token and no padding;
+# * an English→Chinese translator trained from scratch on the bundled pairs, with teacher forcing
+#   and length bucketing; greedy decoding with a KV cache (equal to recomputing), BLEU on
+#   characters against two baselines, and a cross-attention map.
+#
+# The decoder without cross-attention is GPT's block: the next chapters drop the encoder.
+
+# %%
+ch.done()
