@@ -44,7 +44,7 @@ from minigpt.model import GPT, IGNORE_INDEX, next_token_targets
 from minigpt.train import causal_lm_loss, encode_documents, split_text
 from minitransformer.attention import KVCache, causal_mask
 from minitransformer.batches import by_split, random_window_batches
-from minitransformer.data import GPT_SPECIALS, CharTokenizer, load_text, world_path
+from minitransformer.data import GPT_SPECIALS, SentencePieceTokenizer, load_text, world_path
 from minitransformer.metrics import perplexity
 from minitransformer.trainer import Trainer, TrainConfig
 
@@ -222,32 +222,36 @@ ch.verify(check_causal_mask_ex, causal_mask_ex)
 #
 # The data: `data/world_en.txt` and `data/world_zh.txt`, the bundled bilingual toy world
 # (stories and reviews, one sentence per line). As nanoGPT does, the first 90% of each file
-# trains and the last 10% validates. The tokenizer is one id per character (314 characters for
-# both languages, plus `[UNK]` and `<|endoftext|>`), so perplexities are *per character*.
-# To keep this chapter fast we train on the first part of each training half only.
+# trains and the last 10% validates. The tokenizer is sentencepiece BPE with 1000 pieces, learned
+# on the two training parts: frequent English words become one piece (`▁Paris`), frequent Chinese
+# character runs too (`坐火车去了`), and `[UNK]`, `<|endoftext|>` are ids 0 and 1. Perplexities
+# below are therefore *per BPE token*.
 #
-# The model: 2 pre-LN blocks, 4 heads, 96 wide, 64-character windows. The loop:
+# The model: 2 pre-LN blocks, 4 heads, 96 wide, windows of 64 tokens. The loop:
 # `minitransformer.trainer.Trainer` (AdamW, warmup + cosine schedule, gradient clipping) fed by
 # `random_window_batches`, which cuts T + 1 tokens and returns the shifted labels of §1.
 
 # %%
-N_CHARS = ch.steps(250_000, 20_000)  # training characters per language
 parts = [split_text(load_text(world_path(f"world_{lang}.txt"))) for lang in ("en", "zh")]  # (train, val) per file
-tok = CharTokenizer.train([train for train, _ in parts], specials=GPT_SPECIALS)
-train_ids = encode_documents(tok, [train[:N_CHARS] for train, _ in parts])  # 1-D stream, files joined by <|endoftext|>
-val_ids = encode_documents(tok, [val[: ch.steps(None, 10_000)] for _, val in parts])
+if ch.fast:  # a small slice of each part: --fast only tests the code
+    parts = [(train[:40_000], val[:10_000]) for train, val in parts]
+tok = SentencePieceTokenizer.train([train for train, _ in parts], 1000, "bpe", specials=GPT_SPECIALS)
+train_ids = encode_documents(tok, [train for train, _ in parts])  # 1-D stream, files joined by <|endoftext|>
+val_ids = encode_documents(tok, [val for _, val in parts])
 ch.show("train_ids", train_ids, "1-D stream")
 ch.show("val_ids", val_ids, "the last 10% of each file")
-print(f"  vocabulary |V| = {tok.vocab_size}: {tok.vocab[:2]} + characters, e.g. {''.join(tok.vocab[40:60])!r} … {''.join(tok.vocab[-8:])!r}")
+print(f"  |V| = {tok.vocab_size} pieces")
+for sentence in ("Anna went to Tokyo by train.", "安娜坐火车去了东京。"):
+    print(f"  {sentence!r} → {tok.tokenize(sentence)}")
 
-BLOCK, BATCH = 64, ch.steps(32, 16)
+BLOCK, BATCH = 64, ch.steps(32, 8)
 config = GPTConfig(block_size=BLOCK, vocab_size=tok.vocab_size, n_layer=2, n_head=4, n_embd=96)
 ch.manual_seed(0)
 model = GPT(config)
-steps = ch.steps(180, 8)
+steps = ch.steps(150, 6)
 train_config = TrainConfig(
     out_dir=str(ch.out / "pretrain"), max_steps=steps, batch_size=BATCH, lr=6e-3, min_lr=6e-4,
-    warmup_steps=ch.steps(20, 2), eval_interval=ch.steps(30, 8), eval_steps=ch.steps(8, 1), log_interval=ch.steps(10, 2),
+    warmup_steps=ch.steps(20, 2), eval_interval=ch.steps(30, 6), eval_steps=ch.steps(8, 1), log_interval=ch.steps(10, 2),
     checkpoint_interval=-1, progress=False, perplexity=True, seed=0,
 )
 get_batch = by_split(train=random_window_batches(train_ids, BLOCK, BATCH, seed=0),
@@ -261,7 +265,7 @@ print(f"  trained in {time.perf_counter() - t0:.1f} s")
 # %% [markdown]
 # **Perplexity** (困惑度) is exp(loss): the number of equally likely choices the model is as
 # uncertain as. Two baselines, both closed forms: a uniform guess over the vocabulary has loss
-# ln|V| and perplexity |V|; a **unigram** model (character frequencies of the training text, no
+# ln|V| and perplexity |V|; a **unigram** model (token frequencies of the training text, no
 # context at all) has perplexity exp(−mean log p(x)).
 
 # %%
@@ -271,7 +275,7 @@ val_loss = val_rows[-1]["loss"]
 ppl = perplexity(val_loss)
 counts = torch.bincount(train_ids, minlength=tok.vocab_size).double() + 1.0  # add-one smoothing
 unigram_ppl = perplexity(-float(torch.log(counts / counts.sum())[val_ids].mean()))
-print(f"  validation loss {val_rows[0]['loss']:.3f} → {val_loss:.3f} nats per character")
+print(f"  validation loss {val_rows[0]['loss']:.3f} → {val_loss:.3f} nats per token")
 print(f"  perplexity: model {ppl:.2f}   unigram {unigram_ppl:.1f}   uniform |V| = {tok.vocab_size}")
 ch.check("trainer's perplexity == exp(val loss)", abs(val_rows[-1]["perplexity"] - math.exp(val_loss)) < 1e-9 * ppl)
 ch.check("perplexity at step 0 ≈ |V| (the uniform guess)", abs(val_rows[0]["perplexity"] / tok.vocab_size - 1) < 0.1,
@@ -289,7 +293,7 @@ with torch.no_grad():
     _, twice = model(batch["input_ids"][:, :-1], batch["labels"][:, 1:])  # targets two ahead
     _, none = model(batch["input_ids"], batch["input_ids"])  # "predict the current token"
 print(f"  loss with targets shifted once {float(right):.3f}, twice {float(twice):.3f}, not at all {float(none):.3f}")
-if not ch.fast:  # after a dozen steps (--fast) the model knows little more than character frequencies
+if not ch.fast:  # after a few steps (--fast) the model knows little more than token frequencies
     ch.check("the model has learned the next token: shifting the targets twice (or not at all) costs much more",
              float(twice) > float(right) + 1.0 and float(none) > float(right) + 1.0,
              f"{float(right):.2f} vs {float(twice):.2f} / {float(none):.2f} nats")
@@ -298,9 +302,9 @@ fig, ax = plt.subplots(figsize=(7, 3.8))
 ax.plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows], label="train (mean of each log interval)")
 ax.plot([r["step"] for r in val_rows], [r["loss"] for r in val_rows], "o-", label="validation")
 ax.axhline(math.log(tok.vocab_size), color="k", ls="--", lw=1, label=f"uniform: ln |V| = ln {tok.vocab_size}")
-ax.axhline(math.log(unigram_ppl), color="gray", ls=":", lw=1.5, label="unigram (character frequencies)")
-ax.set(xlabel="optimizer step", ylabel="cross-entropy (nats per character)",
-       title=f"GPT pretraining, char-level; val perplexity {ppl:.2f}")
+ax.axhline(math.log(unigram_ppl), color="gray", ls=":", lw=1.5, label="unigram (token frequencies)")
+ax.set(xlabel="optimizer step", ylabel="cross-entropy (nats per token)",
+       title=f"GPT pretraining, BPE tokens; val perplexity {ppl:.2f}")
 ax.legend(fontsize=8)
 ch.savefig(fig, "pretraining_loss")
 
@@ -321,10 +325,10 @@ ch.savefig(fig, "pretraining_loss")
 # Hugging Face do).
 
 # %%
-prompt = "One day, Anna went to "
+prompt = "One day, Anna went to"
 p_ids = torch.tensor([tok.encode(prompt)])
 with torch.no_grad():
-    z = model(p_ids)[0][0, -1]  # (V,) logits for the next character
+    z = model(p_ids)[0][0, -1]  # (V,) logits for the next token
 probs = torch.softmax(z, -1)
 top = probs.topk(8)
 print(f"  after {prompt!r} the model expects: " + ", ".join(f"{tok.id_to_token(int(i))!r} {float(p):.2f}" for p, i in zip(*top)))
@@ -343,11 +347,12 @@ ch.check("top_p_filter(z, 0.9) keeps the smallest prefix with mass ≥ 0.9",
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 order = probs.argsort(descending=True)[:20]
-labels = [repr(tok.id_to_token(int(i)))[1:-1] for i in order]
+pieces = [tok.id_to_token(int(i)).replace("▁", "␣") for i in order]  # ␣: the piece starts a word
+labels = [p if all(c.isascii() or c == "␣" for c in p) else f"#{int(i)}" for p, i in zip(pieces, order)]  # no CJK font assumed
 for k, tt in enumerate(temps):
     axes[0].bar([i + (k - 1) * 0.27 for i in range(20)], torch.softmax(z / tt, -1)[order], width=0.27, label=f"τ = {tt}")
-axes[0].set_xticks(range(20), labels)
-axes[0].set(title=f"next character after {prompt!r}", ylabel="probability")
+axes[0].set_xticks(range(20), labels, rotation=60, fontsize=8)
+axes[0].set(title=f"next token after {prompt!r}", ylabel="probability")
 axes[0].legend()
 cum = torch.cumsum(sorted_p, 0)[:40]
 axes[1].step(range(1, 41), cum, where="mid", label="cumulative probability (sorted)")
@@ -415,6 +420,10 @@ def check_top_k_top_p_ex(impl):
         for p in kept_probs:
             want_kept |= (probs - p).abs() < 1e-12
         got_kept = torch.isfinite(got)
+        extra = got_kept & ~want_kept
+        if bool(extra.any()) and not torch.equal(got[extra], logits[extra]):
+            raise AssertionError(f"top_k={top_k}, top_p={top_p}: filtered-out logits must be -inf (not a large "
+                                 "negative number), kept ones unchanged")
         if not torch.equal(got_kept, want_kept):
             n_got = got_kept.sum(-1).tolist()
             raise AssertionError(f"top_k={top_k}, top_p={top_p}: kept {n_got} tokens per row, expected "
@@ -437,19 +446,21 @@ for k_, p_ in [(10, None), (None, 0.8), (20, 0.9)]:
 
 # %% [markdown]
 # Now the samples, side by side, from the same prompts (seeded, so they repeat). Greedy is one
-# fixed string; a low temperature stays close to it; τ = 1.5 invents spellings; top-k and top-p
-# cut off the unlikely tail that produces those.
+# fixed string and easily falls into a loop (blank line after blank line). Sampling varies; at
+# τ = 1.5 the unlikely tail gets enough mass to produce broken words and sentences that switch
+# language half-way (both languages share one vocabulary and one context). Top-k and top-p cut
+# that tail off while keeping the variety.
 
 # %%
-N_NEW = ch.steps(120, 16)
+N_NEW = ch.steps(32, 8)
 settings = [("greedy", dict(greedy=True)), ("τ = 0.7", dict(temperature=0.7)), ("τ = 1.0", dict(temperature=1.0)),
             ("τ = 1.5", dict(temperature=1.5)), ("top-k = 5", dict(top_k=5)), ("top-p = 0.9", dict(top_p=0.9))]
 for text_prompt in ["Anna went to", "安娜"]:
     x0 = torch.tensor([tok.encode(text_prompt)])
-    print(f"\n  prompt {text_prompt!r}, {N_NEW} new characters (⏎ = newline):")
+    print(f"\n  prompt {text_prompt!r}, {N_NEW} new tokens (⏎ = newline):")
     for name, kw in settings:
         out = model.generate(x0, N_NEW, generator=torch.Generator().manual_seed(1), **kw)
-        print(f"  {name:>12} | {tok.decode(out[0, x0.size(1):].tolist()).replace(chr(10), '⏎')}")
+        print(f"  {name:>12} | {tok.decode(out[0].tolist()).replace(chr(10), '⏎')}")  # prompt + continuation
 
 x0 = torch.tensor([tok.encode("Anna went to")])
 greedy = model.generate(x0, 20, greedy=True)
@@ -481,14 +492,15 @@ ch.check("a seeded generator makes sampling repeat exactly", torch.equal(s1, s2)
 # First: feeding the tokens in pieces through the cache gives the same logits as one full pass.
 
 # %%
-xs = torch.tensor([tok.encode("Anna went to Paris by train.")])  # (1, T)
+xs = torch.tensor([tok.encode("Anna went to Paris by train.\n安娜坐火车去了巴黎。")])  # (1, T)
+PREFILL = 5
 with torch.no_grad():
     full = model(xs)[0]  # (1, T, V)
     caches = model.new_caches()  # one KVCache per block
-    pieces = [model(xs[:, :10], caches=caches)[0]]  # prefill 10 tokens
-    for t in range(10, xs.size(1)):
+    pieces = [model(xs[:, :PREFILL], caches=caches)[0]]  # prefill: the first tokens in one pass
+    for t in range(PREFILL, xs.size(1)):
         pieces.append(model(xs[:, t : t + 1], caches=caches)[0])  # then one token at a time
-ch.check_close("prefill + one token at a time through the KV cache == one full forward pass",
+ch.check_close(f"prefill {PREFILL} tokens, then {xs.size(1) - PREFILL} one at a time through the KV cache == one full forward pass",
                torch.cat(pieces, dim=1), full, atol=1e-5)
 n_cached = sum(c.k.numel() + c.v.numel() for c in caches)
 ch.check("cache size = 2 · L · B · T · C numbers", n_cached == 2 * config.n_layer * 1 * xs.size(1) * config.n_embd,
@@ -497,8 +509,8 @@ ch.check("GPT-2 small at T = 1024: 2·12·1024·768·4 bytes ≈ 75.5 MB per seq
          abs(2 * 12 * 1024 * 768 * 4 / 1e6 - 75.5) < 0.05)
 
 for name, kw in [("greedy", dict(greedy=True)), ("seeded sampling (τ = 1, top-p = 0.95)", dict(top_p=0.95))]:
-    a = model.generate(x0, 40, use_cache=True, generator=torch.Generator().manual_seed(7), **kw)
-    b = model.generate(x0, 40, use_cache=False, generator=torch.Generator().manual_seed(7), **kw)
+    a = model.generate(x0, ch.steps(40, 16), use_cache=True, generator=torch.Generator().manual_seed(7), **kw)
+    b = model.generate(x0, ch.steps(40, 16), use_cache=False, generator=torch.Generator().manual_seed(7), **kw)
     ch.check(f"{name}: with the KV cache == recomputing the prefix (same tokens)", torch.equal(a, b))
 
 # %% [markdown]
@@ -555,11 +567,11 @@ def check_kv_cache_step_ex(impl):
                                  f"{getattr(out, 'shape', type(out).__name__)}")
         err = float((out - want[:, :, start:end]).abs().max())
         if not err <= 1e-10:
-            hint = ("new token i sees keys j <= T_past + i: the causal mask is aligned bottom-right, "
-                    "not top-left (F.scaled_dot_product_attention's is_causal assumes T_q = T_k)"
-                    if size > 1 and start > 0 else
-                    "attend to the cached keys and the new ones (append first), scale by 1/√hs, "
-                    "and mask future tokens inside the chunk")
+            hint = ("attend to the cached keys and the new ones (append first); new token i sits at position "
+                    "T_past + i and sees keys j <= T_past + i — the causal mask is aligned bottom-right "
+                    "(F.scaled_dot_product_attention's is_causal aligns it top-left when T_q != T_k)"
+                    if start > 0 else
+                    "scale the scores by 1/√hs and mask the future tokens inside the chunk (j > i)")
             raise AssertionError(f"{where}: max abs err {err:.1e} vs full causal attention — {hint}")
         worst = max(worst, err)
         start = end
@@ -594,7 +606,7 @@ def best_time(fn, repeats):
 
 
 timing_model = GPT(GPTConfig(block_size=320, vocab_size=tok.vocab_size, n_layer=2, n_head=4, n_embd=96)).eval()
-n_new = ch.steps(256, 16)
+n_new = ch.steps(200, 16)
 start_ids = torch.tensor([tok.encode("Anna went")])
 timing_model.generate(start_ids, 4, greedy=True)  # warm-up
 t_cache, out_cache = best_time(lambda: timing_model.generate(start_ids, n_new, greedy=True, use_cache=True), ch.steps(2, 1))

@@ -95,8 +95,9 @@ def bio_entities_ex(tags):
 def check_bio_entities_ex(impl):
     """Hand-written cases: spans at the end, I- without B-, B- after B-, a type change, no entity."""
     cases = [
+        (["B-PER", "I-PER", "O", "O"], [("PER", 0, 2)], "end is exclusive: the entity is tags[start:end]"),
         (["B-PER", "I-PER", "O", "B-LOC"], [("PER", 0, 2), ("LOC", 3, 4)], "an entity at the end of the sentence ends there"),
-        (["B-ORG", "I-ORG", "I-ORG"], [("ORG", 0, 3)], "end is exclusive: the entity is tags[start:end]"),
+        (["B-ORG", "I-ORG", "I-ORG"], [("ORG", 0, 3)], "an entity that runs to the end of the sentence ends there"),
         (["O", "I-ORG", "I-ORG", "O"], [("ORG", 1, 3)], "an I-X after O starts an X entity (do not drop it)"),
         (["I-LOC"], [("LOC", 0, 1)], "an I-X at the start starts an X entity"),
         (["B-PER", "B-PER"], [("PER", 0, 1), ("PER", 1, 2)], "a B-X right after an X entity starts a second one"),
@@ -118,8 +119,8 @@ def check_bio_entities_ex(impl):
 
 ch.verify(check_bio_entities_ex, bio_entities_ex)
 rng = random.Random(0)
-random_tags = [[rng.choice(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]) for _ in range(rng.randint(0, 12))] for _ in range(2000)]
-ch.check("bio_entities_ex == minitransformer.metrics.get_entities (training set + 2,000 random, invalid tag lists)",
+random_tags = [[rng.choice(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]) for _ in range(rng.randint(0, 12))] for _ in range(ch.steps(2000, 300))]
+ch.check(f"bio_entities_ex == minitransformer.metrics.get_entities (training set + {len(random_tags):,} random, invalid tag lists)",
          all(bio_entities_ex(list(s.tags)) == get_entities(list(s.tags)) for s in train)
          and all(bio_entities_ex(t) == get_entities(t) for t in random_tags))
 
@@ -435,6 +436,13 @@ if not ch.fast:
     ch.check("renaming entities in training makes the model use the context: F1 on unseen names rises",
              report_aug_new.micro.f1 > report_new.micro.f1 + 0.15,
              f"{report_new.micro.f1:.3f} -> {report_aug_new.micro.f1:.3f}")
+
+# %% [markdown]
+# Two things to read from these numbers. The gain is real but partial: the context of this world
+# does not always tell a city from a venue (`… in X` vs `… at X`), and a made-up word looks little
+# like `Oslo`. And at the same number of steps the score on the familiar names drops a little, since
+# the model can no longer lean on the list. What a model relies on is not visible in its F1 on a
+# test set drawn like the training set; it takes a test designed to separate the explanations.
 
 # %% [markdown]
 # ## 7. Chinese, one character per token (中文按字标注)

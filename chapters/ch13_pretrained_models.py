@@ -19,10 +19,8 @@
 
 # %%
 import importlib.util
-import math
-import tempfile
+import shutil
 import time
-from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -454,7 +452,8 @@ else:
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    folder = Path(tempfile.mkdtemp(dir=ch.out, prefix="hf_"))
+    folder = ch.out / "hf_checkpoints"  # written fresh on every run
+    shutil.rmtree(folder, ignore_errors=True)
 
     def jitter(model):
         """Move every weight off its initial value (biases 0, LayerNorm 1/0) so that all are tested."""

@@ -51,6 +51,8 @@ ch = Chapter(__file__)
 
 # %%
 train, val, test = (load_world_reviews("en", split) for split in ("train", "val", "test"))
+if ch.fast:  # fewer reviews, the same code
+    train, val, test = train[:640], val[:64], test[:64]
 tokenizer = SentencePieceTokenizer.train([ex.text for ex in train], 400, specials=BERT_SPECIALS)
 labels = label_vocab("classify", train)
 encoded = {name: encode_classification(data, tokenizer, labels, 64) for name, data in
@@ -105,8 +107,10 @@ for l in range(n_layers):
     for h in range(n_heads):
         axes[l, h].imshow(attentions[l][h].numpy(), cmap="viridis", vmin=0, vmax=1)
         axes[l, h].set_title(f"layer {l}, head {h}", fontsize=9)
-axes[0, 0].set_yticks(range(len(pieces)), pieces, fontsize=7)  # shared: labels on the outer panels only
-axes[-1, 0].set_xticks(range(len(pieces)), pieces, rotation=90, fontsize=7)
+for ax in axes[:, 0]:  # shared axes: the labels show on the outer panels only
+    ax.set_yticks(range(len(pieces)), pieces, fontsize=7)
+for ax in axes[-1]:
+    ax.set_xticks(range(len(pieces)), pieces, rotation=90, fontsize=7)
 fig.suptitle(f"attention weights (rows: queries, columns: keys) — {review.text!r}", fontsize=9)
 ch.savefig(fig, "attention_maps")
 cls_last = attentions[-1][:, 0]  # (heads, T): what [CLS] looks at in the last layer
@@ -115,10 +119,10 @@ for h in range(n_heads):
     print(f"  last layer, head {h}: [CLS] attends most to " + ", ".join(f"{pieces[j]!r} {cls_last[h, j]:.2f}" for j in top))
 
 # %% [markdown]
-# The maps are suggestive — some heads look at `not`, some at the words after `but`. But a map
-# shows where one layer *reads from*, not what the reading did to the prediction: the value
-# vectors it averages may be large or small, the next layers and the residual path may use the
-# result or not. To ask "how much did this token matter for the prediction?" we need methods
+# The maps are suggestive: a few tokens, often `not` and the adjective after it, draw most of the
+# attention. But a map shows where one layer *reads from*, not what the reading did to the
+# prediction: the value vectors it averages may be large or small, the next layers and the
+# residual path may use the result or not. To ask "how much did this token matter for the prediction?" we need methods
 # that involve the prediction.
 #
 # ## 3. Gradient × input (梯度×输入)
@@ -308,7 +312,7 @@ if not ch.fast:
 # ### 5.3 Scrambling the attention (Jain & Wallace 2019)
 #
 # If the attention weights *were* the explanation, other weights should give another prediction.
-# We replace the last layer's attention — the only one whose [CLS] row reaches the classifier —
+# We replace the last layer's attention — the layer whose [CLS] row feeds the classifier directly —
 # by (a) uniform weights and (b) the model's own weights with the keys randomly permuted, keep
 # everything else, and count how many predictions change.
 
@@ -326,11 +330,12 @@ def scrambled_attention(mha, mode, generator):
 
 
 last = model.bert.encoder.layers[-1].self_attn
+scramble_set = encoded["test"][: ch.steps(len(encoded["test"]), 16)]
 changed = {}
 for mode in ("uniform", "permuted"):
     generator = torch.Generator().manual_seed(0)
     flips = 0
-    for e in encoded["test"][: ch.steps(300, 30)]:
+    for e in scramble_set:
         r_ids = torch.tensor([e["input_ids"]])  # one review at a time: no padding to keep out of the permutation
         with torch.no_grad():
             before = int(model(r_ids).logits.argmax(-1))
@@ -340,7 +345,7 @@ for mode in ("uniform", "permuted"):
             finally:
                 del last.forward  # back to the class's forward
         flips += before != after
-    changed[mode] = flips / ch.steps(300, 30)
+    changed[mode] = flips / len(scramble_set)
     print(f"  last-layer attention {mode}: {changed[mode]:.0%} of the predictions change")
 if not ch.fast:
     ch.check("most predictions survive scrambled last-layer attention, some do not",

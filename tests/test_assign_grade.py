@@ -26,6 +26,45 @@ CHAPTERS = REPO / "chapters"
 
 # One plausible mistake per exercise: the body that replaces the reference solution.
 WRONG = {
+    "causal_lm_loss": """
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), idx.reshape(-1))  # no shift
+    """,
+    "causal_mask": """
+        return torch.ones(T, T, dtype=torch.bool).tril(-1)  # shifted by one: a token cannot see itself
+    """,
+    "top_k_top_p": """
+        out = logits.clone()
+        if top_k is not None and top_k < out.size(-1):
+            kth = out.topk(top_k + 1, dim=-1).values[..., -1:]  # keeps k + 1 tokens
+            out = out.masked_fill(out < kth, float("-inf"))
+        return out
+    """,
+    "kv_cache_step": """
+        k = k_new if cache_k is None else torch.cat([cache_k, k_new], dim=2)
+        v = v_new if cache_v is None else torch.cat([cache_v, v_new], dim=2)
+        w = torch.softmax(q_new @ k.transpose(-2, -1) / math.sqrt(q_new.size(-1)), -1)  # no causal mask
+        return w @ v, k, v
+    """,
+    "bio_entities": """
+        spans, start, etype = [], None, None
+        for i, tag in enumerate(tags):
+            if tag.startswith("B-") or tag == "O":
+                if start is not None:
+                    spans.append((etype, start, i))
+                start, etype = (i, tag[2:]) if tag != "O" else (None, None)
+        return spans  # drops I- without B- and the entity open at the end
+    """,
+    "align_labels": """
+        return [-100 if w is None else word_labels[w] for w in word_ids]  # labels every subword
+    """,
+    "bert_param_count": """
+        h = hidden
+        return (vocab_size + max_positions + type_vocab_size) * h + layers * (12 * h * h) + h * h  # no biases, no LayerNorm
+    """,
+    "gpt2_param_count": """
+        c = n_embd
+        return (2 * vocab_size + block_size) * c + n_layer * (12 * c * c + 13 * c) + 2 * c  # tied head counted twice
+    """,
     "embedding_lookup": """
         return weight[ids.clamp(0, weight.size(0) - 1)]  # silently clamps bad ids instead of refusing them
     """,

@@ -73,4 +73,53 @@ EXERCISES: list[Exercise] = [
         "The position-wise feed-forward layer FFN(x) = W₂·GELU(W₁x + b₁) + b₂ (weights as nn.Linear stores them).",
         "实现逐位置前馈层 FFN(x) = W₂·GELU(W₁x + b₁) + b₂（权重按 nn.Linear 的存储方式）。",
     ),
+    Exercise(
+        "bio_entities", "ch11_ner.py", "bio_entities_ex", "check_bio_entities_ex", 2, 20,
+        "Extract (type, start, end) entity spans from IOB2 tags, end exclusive; an I-X with no open X entity "
+        "starts one (the conlleval/seqeval rule), and an entity still open at the end is closed.",
+        "从 IOB2 标签中抽取实体区间 (type, start, end)，end 不含；没有同类实体在前的 I-X 开启一个新实体"
+        "（conlleval/seqeval 规则），句末仍未结束的实体在句末闭合。",
+    ),
+    Exercise(
+        "align_labels", "ch11_ner.py", "align_labels_ex", "check_align_labels_ex", 1, 15,
+        "Align word-level NER labels to subwords: the first subword of each word gets its label, "
+        "later subwords and special tokens get -100 (ignored by the loss).",
+        "把词级 NER 标签对齐到子词：每个词的第一个子词取该词标签，其余子词和特殊符号取 -100（损失忽略）。",
+    ),
+    Exercise(
+        "bert_param_count", "ch13_pretrained_models.py", "bert_parameter_count_ex", "check_bert_parameter_count_ex", 1, 20,
+        "Count BertModel's parameters in closed form: embeddings and their LayerNorm, each encoder layer, the pooler.",
+        "用公式计算 BertModel 的参数量：嵌入层及其 LayerNorm、每个编码器层、池化层。",
+    ),
+    Exercise(
+        "gpt2_param_count", "ch13_pretrained_models.py", "gpt2_parameter_count_ex", "check_gpt2_parameter_count_ex", 1, 15,
+        "Count GPT-2's parameters in closed form: token and position tables, blocks, final LayerNorm; "
+        "the output layer is tied to the token table and counts once.",
+        "用公式计算 GPT-2 的参数量：词表与位置表、各层、最后的 LayerNorm；输出层与词表共享权重，只算一次。",
+    ),
+    Exercise(
+        "causal_lm_loss", "ch09_gpt.py", "causal_lm_loss_ex", "check_causal_lm_loss_ex", 2, 20,
+        "The causal-LM loss: position t predicts token t+1, so compare logits[:, :-1] with idx[:, 1:] "
+        "by cross-entropy, averaged over all predicted positions.",
+        "因果语言模型损失：位置 t 预测第 t+1 个词，即用 logits[:, :-1] 与 idx[:, 1:] 计算交叉熵并取平均。",
+    ),
+    Exercise(
+        "causal_mask", "ch09_gpt.py", "causal_mask_ex", "check_causal_mask_ex", 1, 5,
+        "Build the (T, T) boolean causal mask: query i may see key j exactly when j ≤ i.",
+        "构造 (T, T) 布尔因果掩码：当且仅当 j ≤ i 时，查询 i 可以看到键 j。",
+    ),
+    Exercise(
+        "top_k_top_p", "ch09_gpt.py", "top_k_top_p_ex", "check_top_k_top_p_ex", 2, 25,
+        "Filter logits for sampling: keep the k largest (top-k), then the smallest set of most probable tokens "
+        "whose probability reaches p (top-p, always keeping the top token); -inf elsewhere.",
+        "为采样过滤 logits：先保留最大的 k 个（top-k），再保留概率累计达到 p 的最小高概率集合"
+        "（top-p，始终保留最高的那个）；其余置为 -inf。",
+    ),
+    Exercise(
+        "kv_cache_step", "ch09_gpt.py", "kv_cache_step_ex", "check_kv_cache_step_ex", 2, 25,
+        "One generation step with a KV cache: append the new keys and values, then attend from the new queries "
+        "to every cached position (causal, aligned to the end). Return the output and the grown cache.",
+        "带 KV 缓存的一步生成：把新的键和值追加进缓存，再让新查询对所有已缓存位置做因果注意力"
+        "（与序列末尾对齐）；返回输出和扩展后的缓存。",
+    ),
 ]
