@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="char: one id per character; bpe / unigram: sentencepiece, learned on the training part (default: char)")
     tr.add_argument("--vocab-size", type=int, default=2000, help="upper bound for bpe / unigram (default: 2000)")
     tr.add_argument("--init-from", metavar="HF_DIR", help="start from a Hugging Face GPT-2 folder (weights and its BPE tokenizer)")
-    model = tr.add_argument_group("model (minigpt.GPTConfig; ignored with --resume / --init-from)")
+    model = tr.add_argument_group("model (minigpt.GPTConfig; taken from the checkpoint with --resume; with "
+                                  "--init-from only --block-size (crops the positions), --dropout, --sdpa, --fused apply)")
     model.add_argument("--n-layer", type=int, default=4, help="decoder blocks (default: 4)")
     model.add_argument("--n-head", type=int, default=4, help="attention heads (default: 4)")
     model.add_argument("--n-embd", type=int, default=128, help="model width (default: 128)")

@@ -11,6 +11,7 @@ this file only wires them. Article §3.2.4 生成任务 (the causal-LM objective
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -122,6 +123,17 @@ class GPT(nn.Module):
     def num_parameters(self) -> int:
         """Distinct parameters (the tied table once): equals :func:`minigpt.gpt_param_count`."""
         return sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def crop_block_size(self, block_size: int) -> None:
+        """Keep only the first ``block_size`` rows of the position table (e.g. fine-tune GPT-2's
+        1024-position model on 256-token windows, as nanoGPT does); config.block_size follows."""
+        if not 1 <= block_size <= self.config.block_size:
+            raise ValueError(f"block_size: expected 1..{self.config.block_size}, received {block_size}")
+        wpe = self.transformer.wpe
+        wpe.weight = nn.Parameter(wpe.weight[:block_size].clone())
+        wpe.max_len = block_size
+        self.config = dataclasses.replace(self.config, block_size=block_size)
 
     def new_caches(self) -> list[KVCache]:
         """One empty KV cache per block, for :meth:`hidden_states` during generation."""

@@ -126,8 +126,9 @@ def pretrain(model_config: GPTConfig | None, train_config: TrainConfig, paths: S
 
     - from scratch: ``GPT(model_config)``, vocab_size set from the tokenizer (given, or learned:
       ``kind``, ``vocab_size``);
-    - ``init_from``: GPT-2 weights and tokenizer from a Hugging Face folder (fine-tuning); windows
-      of min(model_config.block_size, its n_positions) tokens;
+    - ``init_from``: GPT-2 weights and tokenizer from a Hugging Face folder (fine-tuning); its
+      position table is cropped to model_config.block_size when that is shorter (dropout, use_sdpa
+      and fused also come from model_config);
     - ``train_config.resume``: config, tokenizer and seed from the checkpoint; weights, optimizer
       and RNG states are restored by the Trainer.
     """
@@ -139,9 +140,13 @@ def pretrain(model_config: GPTConfig | None, train_config: TrainConfig, paths: S
     if init_from is not None:
         from .bpe import GPT2Tokenizer
 
-        model = GPT.from_pretrained(init_from)
+        kw = {} if model_config is None else dict(dropout=model_config.dropout, use_sdpa=model_config.use_sdpa,
+                                                  fused=model_config.fused)
+        model = GPT.from_pretrained(init_from, **kw)
+        if model_config is not None and model_config.block_size < model.config.block_size:
+            model.crop_block_size(model_config.block_size)  # shorter windows, saved in config.json
         tokenizer = tokenizer if tokenizer is not None else GPT2Tokenizer.from_dir(init_from)
-        block = model.config.block_size if model_config is None else min(model_config.block_size, model.config.block_size)
+        block = model.config.block_size
         corpus = load_corpus(paths, block, tokenizer)
     else:
         block = model_config.block_size

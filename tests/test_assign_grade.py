@@ -26,6 +26,19 @@ CHAPTERS = REPO / "chapters"
 
 # One plausible mistake per exercise: the body that replaces the reference solution.
 WRONG = {
+    "mlm_masking": """
+        selected = torch.rand(input_ids.shape, generator=generator) < 0.15  # may select [CLS], [SEP], [PAD]
+        labels = torch.where(selected, input_ids, torch.full_like(input_ids, -100))
+        inputs = torch.where(selected, torch.full_like(input_ids, mask_id), input_ids)
+        return inputs, labels
+    """,
+    "nsp_pairs": """
+        a = docs[doc_idx][sent_idx]
+        if rng.random() < 0.5:
+            return list(a), list(docs[doc_idx][sent_idx + 1]), True
+        d = rng.randrange(len(docs))  # may pick the same document, even the true next sentence
+        return list(a), list(rng.choice(docs[d])), False
+    """,
     "causal_lm_loss": """
         return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), idx.reshape(-1))  # no shift
     """,

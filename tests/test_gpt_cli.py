@@ -114,10 +114,13 @@ def test_sample_from_a_hugging_face_folder_matches_transformers(hf_folder, capsy
 def test_fine_tune_from_a_hugging_face_folder(tmp_path, hf_folder, text_file, capsys):
     assert train(tmp_path / "ft", text_file, "--init-from", hf_folder, "--max-steps", "2", "--eval-interval", "0") == 0
     ck = tmp_path / "ft" / "checkpoint"
-    assert json.loads((ck / "config.json").read_text())["n_embd"] == 32  # the pretrained size, not --n-embd 16
+    config = json.loads((ck / "config.json").read_text())
+    assert config["n_embd"] == 32  # the pretrained size, not --n-embd 16
+    assert config["block_size"] == 16  # --block-size 16 cropped the 32 positions
     assert (ck / "tokenizer" / "merges.txt").is_file()
     start = GPT.from_pretrained(hf_folder)
     tuned = GPT.from_checkpoint(ck)
+    assert tuned.transformer.wpe.weight.shape == (16, 32)
     assert not torch.equal(start.transformer.wte.weight, tuned.transformer.wte.weight)  # it trained
     assert cli("sample", "--checkpoint", tmp_path / "ft", "--prompt", "Line", "--max-new-tokens", "5") == 0
 

@@ -135,6 +135,19 @@ def test_tiny_gpt_overfits_a_short_string_and_then_recites_it():
     assert torch.equal(out, ids)  # "hello gp" -> the rest of the string
 
 
+def test_crop_block_size_keeps_the_function_on_shorter_inputs():
+    model = tiny()
+    idx = torch.randint(0, 50, (2, 10), generator=torch.Generator().manual_seed(5))
+    before, _ = model(idx)
+    model.crop_block_size(10)
+    assert model.config.block_size == 10 and model.transformer.wpe.weight.shape == (10, 32)
+    assert torch.equal(model(idx)[0], before)
+    with pytest.raises(ValueError, match="expected length <= 10"):
+        model(torch.zeros(1, 11, dtype=torch.long))
+    with pytest.raises(ValueError, match="block_size"):
+        model.crop_block_size(11)
+
+
 def test_bad_input_is_a_clear_value_error():
     model = tiny()
     with pytest.raises(ValueError, match=r"token ids in \[0, 50\)"):

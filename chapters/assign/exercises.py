@@ -122,4 +122,17 @@ EXERCISES: list[Exercise] = [
         "带 KV 缓存的一步生成：把新的键和值追加进缓存，再让新查询对所有已缓存位置做因果注意力"
         "（与序列末尾对齐）；返回输出和扩展后的缓存。",
     ),
+    Exercise(
+        "mlm_masking", "ch08_bert_pretraining.py", "mlm_mask_ex", "check_mlm_mask_ex", 3, 30,
+        "BERT's MLM corruption: select 15% of the non-special tokens; of those, 80% become [MASK], 10% a random "
+        "ordinary (never special) token, 10% stay. Labels hold the original id at selected positions, -100 elsewhere.",
+        "BERT 的 MLM 遮盖规则：在非特殊符号中选 15%；其中 80% 换成 [MASK]，10% 换成随机的普通词（绝不是特殊符号），"
+        "10% 保持不变。标签在被选位置为原 id，其余为 -100。",
+    ),
+    Exercise(
+        "nsp_pairs", "ch08_bert_pretraining.py", "nsp_pair_ex", "check_nsp_pair_ex", 2, 20,
+        "Sample an NSP pair: with probability ½ the true next sentence (is_next=True), otherwise a random sentence "
+        "from another document (never the true next one).",
+        "采样 NSP 句对：以 ½ 的概率取真正的下一句（is_next=True），否则从另一篇文档中随机取一句（绝不是真正的下一句）。",
+    ),
 ]
