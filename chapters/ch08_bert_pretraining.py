@@ -590,31 +590,36 @@ else:
 # ## 6. What the tiny model learnt — and what it did not (模型学到了什么)
 #
 # Ask the MLM head to fill in a blank. Where the answer depends on the words right next to it
-# ("went to Tokyo by ___", "lives in ___"), the model puts most of its probability on the right
-# kind of word. Now a blank whose answer depends on a word **one sentence earlier**:
+# ("went to Tokyo by ___", "lives in ___"), the model puts much more probability on the right kind
+# of word than its frequency. We give it pairs laid out as in pretraining, `[CLS] A [SEP] B [SEP]`,
+# with the blank in B. Now a blank whose answer depends on a word **in the other sentence**:
 #
-#     The food was very good. She was ___ .        The food was very bad. She was ___ .
+#     [CLS] The food was very good. [SEP] She was ___ . [SEP]      (and the same with "bad")
 #
 # The stories always agree here: a good meal makes people happy, pleased or glad; a bad one sad,
-# angry or disappointed. We score every feeling sentence of 800 training stories: the model
-# "knows" the sentiment if it gives more probability to the three good feelings than to the
-# three bad ones exactly when the judgement before was good (a "not" flips it).
+# angry or disappointed. We score every feeling sentence of 800 training stories, with the
+# sentence before it as A: the model "knows" the sentiment if it gives more probability to the
+# three good feelings than to the three bad ones exactly when the judgement was good (a "not"
+# flips it).
 
 # %%
 model.eval()
 
 
-def fill_mask(text):
-    """Probabilities over the vocabulary at the one [MASK] of [CLS] text [SEP], and the last layer's attention from it."""
-    ids = [cls_id, *tokenizer.encode(text), sep_id]
+def fill_mask(a, b, word):
+    """Mask ``word`` in sentence b of the pair [CLS] a [SEP] b [SEP] (the layout of pretraining). Returns
+    the probabilities over the vocabulary there (|V|,), the last layer's attention from there (heads, T), the ids."""
+    ids, segments = build_pair_inputs(tokenizer.encode(a), tokenizer.encode(b), cls_id, sep_id, MAX_LEN)
+    at = len(ids) - 1 - ids[::-1].index(first_piece(word))  # the word's last occurrence: in b
+    ids[at] = mask_id  # mask the id: "[MASK]" typed into the text would leave a stray "▁" piece before it
     with torch.no_grad():
-        out = model(torch.tensor([ids]), output_attentions=True)
-    at = ids.index(mask_id)
-    return out.mlm_logits[0, at].softmax(-1), out.attentions[-1][0, :, at], ids  # (|V|,), (heads, T)
+        out = model(torch.tensor([ids]), token_type_ids=torch.tensor([segments]), output_attentions=True)
+    return out.mlm_logits[0, at].softmax(-1), out.attentions[-1][0, :, at], ids
 
 
 def first_piece(word):
-    return tokenizer.encode(word)[0]
+    """The id of a word's first piece as it occurs inside a sentence ("▁word")."""
+    return tokenizer.encode("a " + word)[1]
 
 
 def top(probs, k=4):
@@ -622,35 +627,39 @@ def top(probs, k=4):
     return ", ".join(f"{tokenizer.id_to_token(int(i)).lstrip('▁')} {float(v):.2f}" for v, i in zip(values, indices))
 
 
-probes = [("One day, Anna went to Tokyo by [MASK].", "means of transport", {first_piece(t.split()[1]) for t, _ in TRANSPORT}),
-          ("Anna lives in [MASK].", "cities", {first_piece(c.en) for c in CITIES})]
+probes = [("Anna lives in Paris.", "One day, Anna went to Tokyo by train.", "train", "means of transport",
+           {first_piece(t.split()[1]) for t, _ in TRANSPORT}),
+          ("Anna is a doctor.", "Anna lives in Paris.", "Paris", "cities", {first_piece(c.en) for c in CITIES})]
 unigram = torch.bincount(torch.tensor([i for d in train_docs for s in d for i in s]), minlength=V).double()
 unigram /= unigram.sum()  # how often each token occurs: what a model that ignores the context would guess
-for text, kind, ids in probes:
-    probs, _, _ = fill_mask(text)
+for a, text, word, kind, ids in probes:
+    probs, _, _ = fill_mask(a, text, word)
+    shown_text = text.replace(word, "___")
     mass, prior = float(probs[sorted(ids)].sum()), float(unigram[sorted(ids)].sum())
-    print(f"  {text:<42} {top(probs)}   (all {kind}: {mass:.2f}; their share of the corpus {prior:.3f})")
+    print(f"  {shown_text:<42} {top(probs)}   (all {kind}: {mass:.2f}; their share of the corpus {prior:.3f})")
     if not ch.fast:
-        ch.check(f"the model fills '{text}' with {kind}, 10× more than their frequency", mass > 10 * prior and mass > 0.2,
+        ch.check(f"the model fills '{shown_text}' with {kind}, 5× more often than their frequency", mass > 5 * prior,
                  f"probability {mass:.2f} vs frequency {prior:.3f}")
 
 good_ids = [first_piece(w) for w, _ in GOOD_FEELINGS]
 bad_ids = [first_piece(w) for w, _ in BAD_FEELINGS]
 good_words, bad_words = {w for w, _ in GOOD_FEELINGS}, {w for w, _ in BAD_FEELINGS}
-rows_f, at_f, pos_f = [], [], []
+rows_f, seg_f, at_f, pos_f = [], [], [], []
 for doc in train_text[:800]:
     for i, sentence in enumerate(doc[1:], start=1):
         words = sentence.rstrip(".").split()
         hit = [w for w in words if w in good_words | bad_words]
         if not hit:
             continue
-        masked = " ".join("[MASK]" if w == hit[0] else w for w in words) + "."
-        ids = [cls_id, *tokenizer.encode(doc[i - 1] + " " + masked), sep_id]
+        ids, segments = build_pair_inputs(tokenizer.encode(doc[i - 1]), tokenizer.encode(sentence), cls_id, sep_id, MAX_LEN)
+        at = len(ids) - 1 - ids[::-1].index(first_piece(hit[0]))  # the feeling word, in sentence B
+        ids[at] = mask_id
         rows_f.append(ids)
-        at_f.append(ids.index(mask_id))
+        seg_f.append(segments)
+        at_f.append(at)
         pos_f.append((hit[0] in good_words) != ("not" in words))  # "was not happy" is a bad feeling
 with torch.no_grad():
-    logits = model(pad_rows(rows_f, pad_id), attention_mask=pad_rows([[1] * len(r) for r in rows_f], 0)).mlm_logits
+    logits = model(pad_rows(rows_f, pad_id), pad_rows(seg_f, 0), pad_rows([[1] * len(r) for r in rows_f], 0)).mlm_logits
 log_p = logits[torch.arange(len(rows_f)), torch.tensor(at_f)].log_softmax(-1)  # (N, |V|)
 says_good = log_p[:, good_ids].logsumexp(-1) > log_p[:, bad_ids].logsumexp(-1)
 feel_acc = float((says_good == torch.tensor(pos_f)).float().mean())
@@ -660,9 +669,8 @@ print(f"  feeling sentences: {len(rows_f)}; probability on the six feeling words
       f"sentiment right {feel_acc:.1%} (chance 50%, SE {feel_se:.1%})")
 examples = {}
 for judgement in ("good", "bad"):
-    text = f"The food was very {judgement}. She was [MASK]."
-    examples[judgement] = fill_mask(text)
-    print(f"  {text:<42} {top(examples[judgement][0])}")
+    examples[judgement] = fill_mask(f"The food was very {judgement}.", "She was happy.", "happy")
+    print(f"  {f'The food was very {judgement}. | She was ___.':<42} {top(examples[judgement][0])}")
 shift = 0.5 * float((examples["good"][0] - examples["bad"][0]).abs().sum())
 print(f"  'good' → 'bad' moves {shift:.3f} of the probability (total variation)")
 ch.check("the feeling probes are balanced between good and bad", abs(sum(pos_f) / len(pos_f) - 0.5) < 0.1,
@@ -673,7 +681,7 @@ fig, ax = plt.subplots(figsize=(8, 2.2))
 im = ax.imshow(attn.numpy(), cmap="viridis", aspect="auto", vmin=0)
 ax.set_xticks(range(len(ids)), [tokenizer.id_to_token(i).lstrip("▁") for i in ids], rotation=45, fontsize=8)
 ax.set_yticks(range(attn.shape[0]), [f"head {h}" for h in range(attn.shape[0])])
-ax.set_title("last layer: where [MASK] looks in 'The food was very good. She was [MASK].'", fontsize=9)
+ax.set_title("last layer: where the blank looks in '[CLS] The food was very good. [SEP] She was ___ . [SEP]'", fontsize=9)
 fig.colorbar(im, ax=ax)
 ch.savefig(fig, "mask_attention")
 

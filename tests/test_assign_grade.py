@@ -26,6 +26,16 @@ CHAPTERS = REPO / "chapters"
 
 # One plausible mistake per exercise: the body that replaces the reference solution.
 WRONG = {
+    "precision_recall_f1": """
+        tp = sum(1 for t, p in zip(y_true, y_pred) if t == positive and p == positive)
+        n_pred = sum(1 for p in y_pred if p == positive)
+        n_true = sum(1 for t in y_true if t == positive)
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / n_true if n_true else 0.0
+        acc = sum(1 for t, p in zip(y_true, y_pred) if t == p) / len(y_true)
+        f1 = 2 * acc * recall / (acc + recall) if acc + recall else 0.0  # the article's F1: from accuracy
+        return precision, recall, f1
+    """,
     "mlm_masking": """
         selected = torch.rand(input_ids.shape, generator=generator) < 0.15  # may select [CLS], [SEP], [PAD]
         labels = torch.where(selected, input_ids, torch.full_like(input_ids, -100))

@@ -135,4 +135,11 @@ EXERCISES: list[Exercise] = [
         "from another document (never the true next one).",
         "采样 NSP 句对：以 ½ 的概率取真正的下一句（is_next=True），否则从另一篇文档中随机取一句（绝不是真正的下一句）。",
     ),
+    Exercise(
+        "precision_recall_f1", "ch10_classification.py", "precision_recall_f1_ex", "check_precision_recall_f1_ex", 2, 15,
+        "Precision, recall and F1 for one class: P = TP/(TP+FP), R = TP/(TP+FN), F1 = 2PR/(P+R) — the harmonic "
+        "mean of precision and recall, not of accuracy; 0 when a denominator is 0.",
+        "计算某一类的精确率、召回率和 F1：P = TP/(TP+FP)，R = TP/(TP+FN)，F1 = 2PR/(P+R)——"
+        "是精确率与召回率的调和平均，而不是准确率；分母为 0 时取 0。",
+    ),
 ]

@@ -1,0 +1,464 @@
+# %% [markdown]
+# # Chapter 10 · 微调与评估 — fine-tuning BERT to classify reviews, and measuring it (Article §3.2.4, §3.2.5, §4.3, §5.2)
+#
+# The article fine-tunes `BertForSequenceClassification` in §4.3 and §5.2 and evaluates it in
+# §3.2.5. In this chapter we do the same with our minibert and the tiny BERT pretrained in ch08:
+#
+# 1. the task: 2,400 / 300 / 300 English reviews of the bundled world, `pos` or `neg`;
+# 2. **the article's §5.2 code, corrected so that it runs** — each fix explained;
+# 3. **evaluation** (§3.2.5): accuracy, precision, recall, F1 — defined correctly — and the
+#    confusion matrix;
+# 4. **how many labels does fine-tuning need?** (§3.3.2) — pretrained vs from scratch with 32,
+#    128 and 2,400 labelled reviews, and a frozen encoder (linear probe) vs full fine-tuning.
+#
+# **Corrections to the article.**
+#
+# * §3.2.5: "F1值：准确率和召回率的调和平均值". F1 is the harmonic mean of **precision (精确率)**
+#   and recall (召回率), F1 = 2PR/(P + R), not of accuracy (准确率). Section 3 shows a case where
+#   the two formulas give 0.44 and 0.56.
+# * §5.2: the code does not run (no `torch`, no `device`, unbatched Python lists, `AdamW` from
+#   transformers) and its evaluation prints logits without a loss or a metric. Section 2 fixes it.
+# * §3.3.2 says fine-tuning "needs a lot of labelled data", then in the same line "needs a little".
+#   Section 4 measures how many labels our models need, and what decides it.
+#
+# 更正：F1 是精确率与召回率的调和平均；§5.2 的代码给出可运行的修正版；§3.3.2 的矛盾用实验回答。
+
+# %%
+import json
+import logging
+import math
+import random
+
+import torch
+from torch.utils.data import DataLoader
+
+from chapters.book import Chapter, plt
+from minibert import BertConfig, BertForPreTraining, BertForSequenceClassification
+from minibert.evaluate import predict_ids
+from minibert.finetune import collate, encode_classification, finetune, label_vocab
+from minibert.hf import load_tokenizer_from
+from minibert.pretraining import PretrainingData, pretraining_loss, tokenize_documents
+from minitransformer.checkpoint import save_checkpoint
+from minitransformer.data import BERT_SPECIALS, Example, SentencePieceTokenizer, load_world_documents, load_world_reviews
+from minitransformer.metrics import accuracy, confusion_matrix, format_report, precision_recall_f1
+from minitransformer.trainer import TrainConfig, Trainer
+
+torch.set_num_threads(1)  # tiny matrices: one thread is as fast, and does not fight other processes for cores
+ch = Chapter(__file__)
+
+# %% [markdown]
+# ## 1. The task and the pretrained model (任务与预训练模型)
+#
+# Reviews of restaurants, hotels, cinemas… from the bundled world (`data/reviews_en.*.tsv`), each
+# labelled `pos` or `neg`. The label is carried by the last clause of the judgement:
+# "The food was not good, but the service was very fast." is **pos** — a bag of words is not
+# enough (`data/README.md`). None of these reviews occurs in the pretraining text.
+#
+# The pretrained model is ch08's tiny BERT (2 layers, width 64, ~600 steps of MLM + NSP). If ch08
+# has run, its saved model is reused when its recipe matches; otherwise this chapter pretrains
+# the same model itself (the same split, tokenizer, data and settings) and keeps it for next time.
+
+# %%
+MAX_LEN = 64
+RECIPE = dict(chapter="ch08 tiny BERT v1", vocab_size=700, max_len=MAX_LEN, n_val_docs=100, split_seed=0,
+              hidden_size=64, layers=2, heads=2, intermediate_size=256, steps=ch.steps(600, 60), batch_size=32, lr=5e-3,
+              warmup=ch.steps(30, 10), eval_every=ch.steps(100, 20), eval_batches=ch.steps(16, 4))  # as in ch08
+
+
+def pretrain_tiny_bert(out_dir, recipe):
+    """ch08 §1-§5 in one function: split the world's documents, train the tokenizer, pretrain the tiny
+    BERT with MLM + NSP on the shared Trainer, save it to ``out_dir/pretrained`` (+ ``pretrained.json``)."""
+    docs = load_world_documents("en")
+    order = list(range(len(docs)))
+    random.Random(recipe["split_seed"]).shuffle(order)
+    val_text = [docs[i] for i in order[:recipe["n_val_docs"]]]
+    train_text = [docs[i] for i in order[recipe["n_val_docs"]:]]
+    tokenizer = SentencePieceTokenizer.train(["\n".join(d) for d in train_text], recipe["vocab_size"], specials=BERT_SPECIALS)
+    data = PretrainingData({"train": tokenize_documents(train_text, tokenizer), "val": tokenize_documents(val_text, tokenizer)},
+                           tokenizer, batch_size=recipe["batch_size"], max_len=recipe["max_len"], seed=0)
+    ch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=recipe["hidden_size"], num_hidden_layers=recipe["layers"],
+                        num_attention_heads=recipe["heads"], intermediate_size=recipe["intermediate_size"],
+                        max_position_embeddings=recipe["max_len"], hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = BertForPreTraining(config)
+    train_config = TrainConfig(out_dir=str(out_dir / "pretraining_run"), max_steps=recipe["steps"], batch_size=recipe["batch_size"],
+                               lr=recipe["lr"], min_lr=recipe["lr"] / 10, warmup_steps=recipe["warmup"], weight_decay=0.01,
+                               betas=(0.9, 0.98), eval_interval=0, log_interval=10, checkpoint_interval=-1, progress=False, seed=0)
+    Trainer(model, train_config, data, loss_fn=pretraining_loss, model_config=config.to_dict(), tokenizer=tokenizer).fit()
+    saved = save_checkpoint(out_dir / "pretrained", model, config.to_dict(), tokenizer)
+    (out_dir / "pretrained.json").write_text(json.dumps(recipe, indent=1) + "\n", encoding="utf-8")
+    return saved
+
+
+def find_pretrained(folders, recipe):
+    """The first ``folder/pretrained`` whose ``folder/pretrained.json`` records exactly ``recipe``, else None."""
+    for folder in folders:
+        try:
+            if json.loads((folder / "pretrained.json").read_text(encoding="utf-8")) == recipe and (folder / "pretrained" / "config.json").is_file():
+                return folder / "pretrained"
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+PRETRAINED = find_pretrained([ch.out.parent / "ch08_bert_pretraining", ch.out], RECIPE)
+if PRETRAINED is None:
+    print("  no matching pretrained model from ch08: pretraining it here (ch08 §5)")
+    PRETRAINED = pretrain_tiny_bert(ch.out, RECIPE)
+print(f"  pretrained model: {PRETRAINED}")
+tokenizer = load_tokenizer_from(PRETRAINED)
+pad_id = tokenizer.pad_id
+
+train_ex, val_ex, test_ex = (load_world_reviews("en", split) for split in ("train", "val", "test"))
+labels = label_vocab("classify", train_ex)  # neg = 0, pos = 1 (sorted)
+ID2LABEL = dict(enumerate(labels.labels))
+print(f"  {len(train_ex)} / {len(val_ex)} / {len(test_ex)} reviews; labels {ID2LABEL}; "
+      f"{sum(e.label == 'pos' for e in train_ex)} pos in training")
+for e in train_ex[:3]:
+    print(f"    {e.label}: {e.text}")
+ch.check("labels are neg = 0, pos = 1", labels.labels == ("neg", "pos"))
+ch.check("the test set is balanced (so 50% is chance)", abs(sum(e.label == "pos" for e in test_ex) / len(test_ex) - 0.5) < 0.05,
+         f"{sum(e.label == 'pos' for e in test_ex)} pos of {len(test_ex)}")
+
+# %% [markdown]
+# ## 2. The article's §5.2 code, corrected (§5.2 代码修正版)
+#
+# The article's loop, line by line, with our minibert in place of transformers. What had to change:
+#
+# 1. **`torch` is never imported and `device` never defined** — the loop's first line would fail.
+#    We import torch and set `device` to the GPU if there is one.
+# 2. **`from transformers import AdamW`** — transformers deprecated its own AdamW for years and
+#    removed it in 2025 (the installed transformers 5.x has none); `torch.optim.AdamW` is the one to use.
+# 3. **The "batches" are single examples, as Python lists.** `encode_data` returns a list of
+#    `(ids, mask, label)` tuples; `for batch in train_dataset` then hands the model one 1-D list at a
+#    time, and `label.to(device)` fails on an `int`. A `DataLoader` with a `collate_fn` that pads
+#    each batch gives (B, T) tensors.
+# 4. **No `model.train()` inside the epoch loop after evaluating** — harmless in the article (it
+#    evaluates once at the end), essential once we evaluate every epoch: dropout must be on when
+#    training and off (`model.eval()`) when measuring, and `torch.no_grad()` skips the graph.
+# 5. **The evaluation prints raw logits** while the "output" shows labels (`[5, 0, 1, 2, ...]`,
+#    impossible for two classes). A prediction is `logits.argmax(-1)`, and an evaluation needs a
+#    number: the test loss and accuracy.
+# 6. The printed "loss" was the last batch's; we print the epoch's mean.
+#
+# The learning rate is 1e-3, not 2e-5: that is right for a 110M-parameter bert-base, far too
+# small for our 160k-parameter model.
+
+# %%
+device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # fix 1
+ch.manual_seed(0)
+model = BertForSequenceClassification.from_pretrained(PRETRAINED, id2label=ID2LABEL, hidden_dropout_prob=0.1).to(device)
+
+
+def encode_data(texts, label_names, tokenizer, max_len=MAX_LEN):
+    """[CLS] text [SEP] ids (first max_len − 2 tokens kept) and the label id, one dict per example."""
+    return encode_classification([Example(t, y) for t, y in zip(texts, label_names)], tokenizer, labels, max_len)
+
+
+n_train = ch.steps(len(train_ex), 256)
+train_dataset = encode_data([e.text for e in train_ex[:n_train]], [e.label for e in train_ex[:n_train]], tokenizer)
+test_dataset = encode_data([e.text for e in test_ex], [e.label for e in test_ex], tokenizer)
+pad_batch = lambda items: collate(items, pad_id)  # noqa: E731  pads to the longest row of the batch
+train_loader = DataLoader(train_dataset, batch_size=32, shuffle=True, collate_fn=pad_batch,  # fix 3
+                          generator=torch.Generator().manual_seed(0))
+test_loader = DataLoader(test_dataset, batch_size=100, collate_fn=pad_batch)
+
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)  # fix 2
+epochs = ch.steps(2, 1)
+log = []
+for epoch in range(epochs):
+    model.train()  # fix 4: dropout on
+    total, n = 0.0, 0
+    for batch in train_loader:
+        batch = {k: v.to(device) for k, v in batch.items()}  # input_ids, attention_mask (B, T); labels (B,)
+        outputs = model(**batch)
+        loss = outputs.loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        total, n = total + loss.item() * len(batch["labels"]), n + len(batch["labels"])
+    model.eval()  # fix 4: dropout off
+    test_loss, correct, predictions = 0.0, 0, []
+    with torch.no_grad():  # fix 4: no graph
+        for batch in test_loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            outputs = model(**batch)
+            pred = outputs.logits.argmax(-1)  # fix 5: a label per review, not logits
+            test_loss += outputs.loss.item() * len(pred)
+            correct += int((pred == batch["labels"]).sum())
+            predictions += pred.tolist()
+    log.append((total / n, test_loss / len(test_dataset), correct / len(test_dataset)))
+    print(f"  Epoch {epoch + 1}, train loss {log[-1][0]:.4f}, test loss {log[-1][1]:.4f}, test accuracy {log[-1][2]:.4f}")  # fix 6
+print(f"  predictions for the first 10 test reviews: {predictions[:10]} (gold {[d['label'] for d in test_dataset[:10]]})")
+
+first = next(iter(train_loader))
+ch.show("a batch from the DataLoader: input_ids", first["input_ids"], "(B, T), padded with [PAD] = 0")
+ch.check("predictions are class ids 0/1, one per test review", len(predictions) == len(test_dataset) and set(predictions) <= {0, 1})
+try:
+    model(torch.tensor(train_dataset[0]["input_ids"]))  # what the article's loop hands the model: one 1-D row
+    one_row_fails = False
+except ValueError as e:
+    one_row_fails = True
+    print(f"  one unbatched row, as in the article's loop: ValueError: {e}")
+ch.check("the article's unbatched 1-D input is refused with a clear error (fix 3)", one_row_fails)
+if not ch.fast:
+    ch.check("the training loss fell from epoch 1 to the last", log[-1][0] < log[0][0], f"{log[0][0]:.3f} → {log[-1][0]:.3f}")
+    ch.check("fine-tuned on 2,400 reviews, the model classifies the test set well", log[-1][2] > 0.8,
+             f"test accuracy {log[-1][2]:.3f}")
+
+# %% [markdown]
+# ## 3. Evaluation: accuracy, precision, recall, F1 (评估指标)
+#
+# Count, for one class of interest c ("positive"), over the test set:
+#
+#     TP = true c, predicted c      FP = true not c, predicted c      FN = true c, predicted not c
+#
+#     accuracy 准确率   = correct predictions / all predictions        (all classes together)
+#     precision 精确率  P = TP / (TP + FP)    of the reviews we called c, how many are c
+#     recall 召回率     R = TP / (TP + FN)    of the reviews that are c, how many we found
+#     F1               = 2PR / (P + R)       the harmonic mean of **precision** and recall
+#
+# A ratio whose denominator is 0 (a class never predicted has TP + FP = 0) is 0 by convention,
+# as in scikit-learn's `zero_division=0`.
+#
+# **The article's F1 is wrong.** It calls F1 the harmonic mean of 准确率 (accuracy) and recall.
+# On a balanced test set with a good model the two numbers can look alike; with a rare class they
+# do not. Take 1,000 reviews of which 50 are negative, and a model that flags 40 as negative, 20
+# of them rightly: TP = 20, FP = 20, FN = 30, TN = 930.
+#
+#     accuracy = 950/1000 = 0.95    P = 20/40 = 0.5    R = 20/50 = 0.4
+#     F1 = 2·0.5·0.4/0.9 = 4/9 ≈ 0.444         "article F1" = 2·0.95·0.4/1.35 = 76/135 ≈ 0.563
+#
+# The accuracy is high because almost everything is positive; precision says half of the flags
+# are wrong. F1 must use precision to show it.
+
+# %%
+y_true = ["neg"] * 50 + ["pos"] * 950
+y_pred = ["neg"] * 20 + ["pos"] * 30 + ["neg"] * 20 + ["pos"] * 930  # 20 TP, 30 FN, 20 FP, 930 TN for "neg"
+report = precision_recall_f1(y_true, y_pred, labels=["neg", "pos"])
+neg = report.per_class["neg"]
+acc = accuracy(y_true, y_pred)
+article_f1 = 2 * acc * neg.recall / (acc + neg.recall)
+print(f"  accuracy {acc:.3f}; for 'neg': precision {neg.precision:.3f}, recall {neg.recall:.3f}, F1 {neg.f1:.3f}; "
+      f"the article's 'F1' (accuracy with recall) {article_f1:.3f}")
+ch.check_close("accuracy = 950/1000", acc, 950 / 1000, atol=1e-12)
+ch.check_close("precision = 20/40, recall = 20/50 (minitransformer.metrics vs hand counts)", [neg.precision, neg.recall], [0.5, 0.4], atol=1e-12)
+ch.check_close("F1 = 2PR/(P+R) = 4/9", neg.f1, 4 / 9, atol=1e-12)
+ch.check("the article's formula gives a different number, 76/135", abs(article_f1 - 76 / 135) < 1e-12 and abs(article_f1 - neg.f1) > 0.1,
+         f"{article_f1:.4f} vs F1 {neg.f1:.4f}")
+
+# %% [markdown]
+# ### Exercise 10.1 — precision, recall and F1 for one class (计算某一类的精确率、召回率和 F1)
+#
+# Write `precision_recall_f1_ex(y_true, y_pred, positive)` → `(precision, recall, f1)` as floats
+# for the class `positive`; labels may be ints or strings; a zero denominator gives 0.0.
+# The check uses small examples whose answers are worked out by hand in its code.
+
+# %%
+def precision_recall_f1_ex(y_true, y_pred, positive):
+    """(P, R, F1) of class ``positive``: P = TP/(TP+FP), R = TP/(TP+FN), F1 = 2PR/(P+R); 0.0 for 0/0."""
+    ### BEGIN SOLUTION
+    tp = sum(t == positive and p == positive for t, p in zip(y_true, y_pred))
+    fp = sum(t != positive and p == positive for t, p in zip(y_true, y_pred))
+    fn = sum(t == positive and p != positive for t, p in zip(y_true, y_pred))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return float(precision), float(recall), float(f1)
+    ### END SOLUTION
+
+
+def check_precision_recall_f1_ex(impl):
+    """Hand-worked examples (answers as fractions in the code), then random data against minitransformer.metrics."""
+    cases = [
+        # name, y_true, y_pred, positive, (P, R, F1) worked out by hand
+        ("10 samples: TP 2, FP 1, FN 2 (accuracy 0.7)", [1, 1, 1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 1, 0, 0, 0, 0, 0], 1,
+         (2 / 3, 1 / 2, 4 / 7)),
+        ("rare class: 50 of 1000 true, 40 flagged, 20 right (accuracy 0.95)", ["neg"] * 50 + ["pos"] * 950,
+         ["neg"] * 20 + ["pos"] * 30 + ["neg"] * 20 + ["pos"] * 930, "neg", (1 / 2, 2 / 5, 4 / 9)),
+        ("three classes, strings: TP 1, FP 2, FN 1", ["pos", "neg", "neu", "pos", "neu"], ["pos", "pos", "neu", "neg", "pos"], "pos",
+         (1 / 3, 1 / 2, 2 / 5)),
+        ("a class never predicted: precision 0/0 -> 0", ["a", "b", "b", "a"], ["b", "b", "b", "b"], "a", (0.0, 0.0, 0.0)),
+        ("a class never true: recall 0/0 -> 0", ["a", "b", "b"], ["c", "b", "b"], "c", (0.0, 0.0, 0.0)),
+        ("perfect predictions", (0, 1, 1, 0, 1), (0, 1, 1, 0, 1), 1, (1.0, 1.0, 1.0)),
+    ]
+    for name, t, p, positive, want in cases:
+        got = impl(t, p, positive)
+        if not isinstance(got, (tuple, list)) or len(got) != 3:
+            raise AssertionError(f"{name}: expected a tuple (precision, recall, f1), received {got!r}")
+        for what, g, w in zip(("precision", "recall", "f1"), got, want):
+            if not isinstance(g, (int, float)) or isinstance(g, bool) or math.isnan(g) or abs(g - w) > 1e-9:
+                hint = {"precision": "P = TP / (TP + FP), 0 when nothing is predicted as the class",
+                        "recall": "R = TP / (TP + FN), 0 when the class never occurs",
+                        "f1": "F1 = 2PR / (P + R), the harmonic mean of precision and recall (not of accuracy)"}[what]
+                raise AssertionError(f"{name}: {what} = {g!r}, expected {w:.6f}: {hint}")
+    rng = random.Random(0)
+    for trial in range(20):
+        t = [rng.choice("abc") for _ in range(rng.randint(1, 60))]
+        p = [rng.choice("abcd") for _ in t]
+        reference = precision_recall_f1(t, p, labels=list("abcd")).per_class
+        for c in "abcd":
+            got, want = impl(t, p, c), reference[c]
+            if max(abs(got[0] - want.precision), abs(got[1] - want.recall), abs(got[2] - want.f1)) > 1e-9:
+                raise AssertionError(f"random case {trial}, class {c!r}: {tuple(round(x, 4) for x in got)} vs "
+                                     f"minitransformer.metrics ({want.precision:.4f}, {want.recall:.4f}, {want.f1:.4f})")
+    return f"{len(cases)} hand-worked cases (incl. 0/0 and a rare class) and 20 random ones against minitransformer.metrics"
+
+
+ch.verify(check_precision_recall_f1_ex, precision_recall_f1_ex)
+
+# %% [markdown]
+# ### The fine-tuned model's test scores and its confusion matrix (混淆矩阵)
+#
+# The confusion matrix counts (true label, predicted label) pairs: rows are the truth, columns the
+# prediction, the diagonal is what the model got right. Every number above is read off it:
+# for `pos`, TP is the (pos, pos) cell, FP the rest of the `pos` column, FN the rest of the `pos` row.
+
+# %%
+gold = [ID2LABEL[d["label"]] for d in test_dataset]
+guess = [ID2LABEL[i] for i in predictions]
+scores = precision_recall_f1(gold, guess, labels=list(labels.labels))
+cm = confusion_matrix(gold, guess, labels=list(labels.labels))  # (2, 2) rows true, columns predicted
+print(format_report(scores), end="")
+print(f"  accuracy {accuracy(gold, guess):.4f}")
+reference_cm = torch.bincount(torch.tensor([d["label"] for d in test_dataset]) * 2 + torch.tensor(predictions), minlength=4).reshape(2, 2)
+ch.check("confusion matrix == torch.bincount of (true, predicted) pairs", bool((torch.as_tensor(cm) == reference_cm).all()),
+         f"{cm.tolist()}")
+tp, fp, fn = int(cm[1, 1]), int(cm[0, 1]), int(cm[1, 0])
+p_pos = tp / (tp + fp) if tp + fp else 0.0
+r_pos = tp / (tp + fn) if tp + fn else 0.0
+f1_pos = 2 * p_pos * r_pos / (p_pos + r_pos) if p_pos + r_pos else 0.0
+ch.check_close("'pos' precision, recall, F1 counted from the matrix == precision_recall_f1",
+               [p_pos, r_pos, f1_pos], [scores.per_class["pos"].precision, scores.per_class["pos"].recall, scores.per_class["pos"].f1],
+               atol=1e-12)
+ch.check_close("… and exercise 10.1 agrees", list(precision_recall_f1_ex(gold, guess, "pos")), [p_pos, r_pos, f1_pos], atol=1e-12)
+ch.check_close("accuracy = trace / total; micro-averaged P = R = F1 = accuracy for one label per review",
+               [float(cm.trace()) / cm.sum(), scores.micro.precision, scores.micro.f1], [accuracy(gold, guess)] * 3, atol=1e-12)
+
+fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4))
+for ax, values, title, fmt in [(axes[0], cm, "counts", "{:.0f}"),
+                               (axes[1], cm / cm.sum(1, keepdims=True), "each row / its total (diagonal = recall)", "{:.2f}")]:
+    im = ax.imshow(values, cmap="Blues", vmin=0)
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
+                    color="white" if values[i, j] > values.max() / 2 else "black")
+    ax.set_xticks([0, 1], labels.labels)
+    ax.set_yticks([0, 1], labels.labels)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+fig.suptitle(f"fine-tuned tiny BERT on {len(test_dataset)} test reviews (accuracy {accuracy(gold, guess):.3f})")
+ch.savefig(fig, "confusion_matrix")
+
+# %% [markdown]
+# ## 4. How many labels does fine-tuning need? (需要多少标注数据？)
+#
+# §3.3.2 says fine-tuning needs "a lot of labelled data" and, in the same breath, "a little".
+# Measure it. Fine-tune on 32, 128 and all 2,400 labelled reviews (two different random subsets of
+# 32 and of 128), each time three ways, all with the shared `Trainer` (`minibert.finetune`):
+#
+# * **from scratch** — the same architecture, random weights;
+# * **pretrained, full fine-tuning** — ch08's weights, every parameter trained;
+# * **pretrained, frozen encoder** (linear probe) — only the classifier on the pooled `[CLS]`
+#   vector learns: it measures what the pretrained features already say about sentiment.
+#
+# Test accuracy on the 300 test reviews has a standard error of about √(0.25/300) ≈ 2.9 points.
+
+# %%
+logging.getLogger("minibert").setLevel(logging.ERROR)  # "classifier left randomly initialised" — a new head, as in §2
+config_scratch = BertConfig.from_dict({**json.loads((PRETRAINED / "config.json").read_text(encoding="utf-8")),
+                                       "id2label": ID2LABEL, "hidden_dropout_prob": 0.1})
+val_enc = encode_classification(val_ex[:64], tokenizer, labels, MAX_LEN)  # the Trainer wants one; not used (no evaluation)
+
+
+def fine_tune(n, start, seed):
+    """Test accuracy after fine-tuning on ``n`` labelled reviews (subset ``seed``); start: scratch | pretrained | frozen."""
+    subset = train_ex if n >= len(train_ex) else random.Random(seed).sample(train_ex, n)
+    enc = encode_classification(subset, tokenizer, labels, MAX_LEN)
+    ch.manual_seed(seed)
+    if start == "scratch":
+        clf = BertForSequenceClassification(config_scratch)
+    else:
+        clf = BertForSequenceClassification.from_pretrained(PRETRAINED, id2label=ID2LABEL, hidden_dropout_prob=0.1)
+    batch_size = 16 if n <= 128 else 32
+    epochs = {32: 30, 128: 10}.get(n, 3)
+    steps = ch.steps(max(60, epochs * n // batch_size), 10)
+    lr = 3e-3 if start == "frozen" else 1e-3
+    cfg = TrainConfig(out_dir=str(ch.out / "runs" / f"{start}_{n}_{seed}"), max_steps=steps, batch_size=batch_size, lr=lr,
+                      min_lr=lr / 10, warmup_steps=steps // 10, weight_decay=0.01, eval_interval=0, checkpoint_interval=-1,
+                      log_interval=steps, progress=False, seed=seed)
+    finetune(clf, tokenizer, "classify", enc, val_enc, cfg, freeze=start == "frozen")
+    pred = predict_ids(clf, test_dataset, pad_id)
+    return sum(p == d["label"] for p, d in zip(pred, test_dataset)) / len(test_dataset)
+
+
+STARTS = ("scratch", "pretrained", "frozen")
+SIZES = ch.steps((32, 128, len(train_ex)), (32,))
+results = {}  # (start, n) -> list of test accuracies, one per labelled subset
+for n in SIZES:
+    for start in STARTS:
+        seeds = (0, 1) if n < len(train_ex) and not ch.fast else (0,)
+        results[start, n] = [fine_tune(n, start, seed) for seed in seeds]
+print("  test accuracy      " + "".join(f"{n:>14,d} labels" for n in SIZES))
+for start in STARTS:
+    print(f"  {start:<18} " + "".join(f"{' / '.join(f'{a:.3f}' for a in results[start, n]):>21}" for n in SIZES))
+mean = {k: sum(v) / len(v) for k, v in results.items()}
+
+fig, ax = plt.subplots(figsize=(7, 4))
+styles = {"scratch": ("tab:gray", "s", "from scratch"), "pretrained": ("tab:blue", "o", "pretrained (ch08), full fine-tuning"),
+          "frozen": ("tab:orange", "^", "pretrained, frozen encoder (linear probe)")}
+for start, (color, marker, label) in styles.items():
+    ax.plot(SIZES, [mean[start, n] for n in SIZES], marker=marker, color=color, label=label)
+    for n in SIZES:
+        ax.scatter([n] * len(results[start, n]), results[start, n], color=color, marker=marker, s=14, alpha=0.5)
+ax.axhline(0.5, color="k", ls="--", lw=1, label="chance (balanced test set)")
+ax.set_xscale("log")
+ax.set_xticks(list(SIZES), [f"{n:,}" for n in SIZES])
+ax.set(xlabel="labelled training reviews", ylabel="test accuracy (300 reviews)", ylim=(0.35, 1.02),
+       title="how many labels? tiny BERT, ~600 pretraining steps")
+ax.legend(fontsize=8, loc="upper left")
+ch.savefig(fig, "accuracy_vs_labels")
+
+se = math.sqrt(0.25 / len(test_dataset))
+for n in SIZES:
+    gap = mean["pretrained", n] - mean["scratch", n]
+    print(f"  {n:>5,d} labels: pretrained − scratch = {gap:+.3f} (one run's SE ≈ {se:.3f})")
+ch.check("every run gives a test accuracy in [0, 1]", all(0.0 <= a <= 1.0 for v in results.values() for a in v),
+         f"{sum(len(v) for v in results.values())} runs")
+if not ch.fast:
+    ch.check("from scratch, 2,400 labels are enough to learn the task", mean["scratch", len(train_ex)] > 0.8,
+             f"test accuracy {mean['scratch', len(train_ex)]:.3f}")
+    ch.check("32 labels are not enough for any of the three starts (all below 65%)", all(a < 0.65 for s_ in STARTS for a in results[s_, 32]),
+             ", ".join(f"{s_} {mean[s_, 32]:.3f}" for s_ in STARTS))
+    ch.check("the frozen pretrained encoder holds no usable sentiment (linear probe below 60% with 128 labels)",
+             max(results["frozen", 128]) < 0.6, f"{mean['frozen', 128]:.3f}; ch08 §6 found the same with the MLM head")
+
+# %% [markdown]
+# **What the numbers say.** With 32 or 128 labels, every model stays near 50%: 32 reviews cannot
+# teach the polarity of some forty adjectives, what "not" does and which clause of a "but" counts.
+# With all 2,400 labels the same architecture learns the task — from random weights too. Our
+# pretrained model does not change this: its gap to the scratch model is within the noise of a
+# few runs, and the frozen encoder's probe sits at chance. ch08 §6 showed why: in ~600 steps the
+# tiny model learnt which *kind* of word goes where (cities, means of transport), not which
+# judgements are good — so pretraining gave the classifier nothing about sentiment to start from.
+#
+# **So does fine-tuning need a lot of labelled data or a little? (§3.3.2)** It needs as many as
+# the task requires *beyond what pretraining already taught*. When pretraining has learnt the
+# concepts the task is built on — as bert-base has, after about a million steps over 3.3 billion
+# words — a few hundred labels or fewer can be enough, which is why §2.1 and §3.3.1 say "少量".
+# When it has not, as with our 158k-parameter model after 20 seconds, fine-tuning is ordinary
+# supervised learning and needs thousands. Both halves of §3.3.2 are true, of different models;
+# what settles it for your task is the curve above, measured with your model.
+#
+# ## What we built
+#
+# * the article's §5.2 fine-tuning loop, corrected and run: `torch` and `device`, a `DataLoader`
+#   with padding, `torch.optim.AdamW`, train/eval modes, `torch.no_grad()`, argmax predictions,
+#   test loss and accuracy;
+# * accuracy, precision, recall and F1 — F1 the harmonic mean of **precision** and recall — with a
+#   worked case where the article's formula is off by 0.12; the confusion matrix;
+# * a measured answer to §3.3.2: test accuracy against the number of labels, from scratch, from
+#   the pretrained model, and with its encoder frozen.
+
+# %%
+ch.done()
