@@ -5,6 +5,7 @@ import argparse
 import math
 from pathlib import Path
 
+from minitransformer.checkpoint import seed_everything
 from minitransformer.cli import dataclass_from_args
 from minitransformer.data import (BERT_SPECIALS, CharTokenizer, SentencePieceTokenizer, load_classification, load_conll,
                                   load_documents, load_tokenizer, split_dataset)
@@ -75,6 +76,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         raise ValueError(f"--val-fraction: expected a number in (0, 1), received {args.val_fraction}")
     train_docs, val_docs = split_documents(docs, args.val_fraction, args.seed)
     config = dataclass_from_args(TrainConfig, args)
+    seed_everything(config.seed)  # the model's random init must not depend on what ran before in this process
     ckpt = Path(config.out_dir) / "checkpoint"
     if config.resume and (ckpt / "config.json").is_file():
         tokenizer, model = load_tokenizer_from(ckpt), BertForPreTraining(read_config_json(ckpt))
@@ -156,6 +158,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         train, val = split_dataset(train, (1 - args.val_fraction, args.val_fraction), seed=args.seed)
     labels = label_vocab(args.task, train, f"training set {args.train}")
     labels.check(task_labels(args.task, val), args.val or args.train)
+    seed_everything(args.seed)  # fixes the initial weights of the new head (and of the encoder with --init random)
     model, tokenizer = build_model(args.task, args, train, labels)
     max_len = min(args.max_len, model.config.max_position_embeddings)
     enc_train = encode_task(args.task, train, tokenizer, labels, max_len)
