@@ -42,7 +42,7 @@ def grade_one(ex: Exercise, student_dir: Path, timeout: float) -> dict:
 
 def grade_all(student_dir: Path, out_dir: Path | None = None, timeout: float = 60.0, only=None, jobs: int = 2) -> list[dict]:
     """Grade every exercise (or those named in ``only``); write results.csv and results.json to out_dir."""
-    student_dir = Path(student_dir)
+    student_dir = Path(student_dir).resolve()  # the exercises run with the student's folder as working directory
     if not student_dir.is_dir():
         raise FileNotFoundError(f"student directory not found: {student_dir}")
     chosen = [e for e in EXERCISES if not only or e.id in only]
