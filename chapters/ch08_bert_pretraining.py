@@ -23,6 +23,7 @@
 import json
 import math
 import random
+import re
 
 import torch
 import torch.nn.functional as F
@@ -81,6 +82,9 @@ sample = [s for d in train_text[:200] for s in d]
 ch.check("decode(encode(s)) == s for every sentence of 200 documents", all(tokenizer.decode(tokenizer.encode(s)) == s for s in sample),
          f"{len(sample)} sentences")
 ch.check("the training text never produces [UNK]", all(tokenizer.unk_id not in s for d in train_docs for s in d))
+words = sorted({w for d in train_text for s in d for w in re.findall(r"[A-Za-z]+", s)})
+ch.check("every word of the training text is a single piece", all(len(tokenizer.encode("a " + w)) == 2 for w in words),
+         f"{len(words)} distinct words")
 
 # %% [markdown]
 # ## 2. Next-sentence prediction (下一句预测, NSP)
@@ -121,7 +125,7 @@ for is_next, (a, b) in sorted(shown.items(), reverse=True):
     ch.check(f"{'positive' if is_next else 'negative'} pair: [CLS] A [SEP] B [SEP], segments 0…0 1…1",
              ids == [cls_id, *a, sep_id, *b, sep_id] and seg == [0] * (len(a) + 2) + [1] * (len(b) + 1))
 
-long_a, long_b = list(range(10, 60)), list(range(100, 110))  # 50 and 10 tokens into MAX_LEN = 32
+long_a, long_b = list(range(10, 60)), list(range(100, 110))  # 50 and 10 tokens, cut to fit 32 positions
 ids, seg = build_pair_inputs(long_a, long_b, cls_id, sep_id, 32)
 ch.check("longest-first truncation: A loses tokens until len(A) + len(B) + 3 = 32", len(ids) == 32 and
          ids[1:20] == long_a[:19] and ids[21:31] == long_b, f"A kept {seg.count(0) - 2} of 50 tokens, B all 10")
@@ -310,7 +314,8 @@ for name, p in expected.items():
              f"measured {measured[name]:.4f} over {n:,} draws, SE {errors[name]:.4f}")
 ch.check("MLM: over 100,000 token draws", n_elig >= 100_000, f"{n_elig:,} eligible tokens, {n_sel:,} selected")
 ch.check("MLM: [CLS], [SEP] and [PAD] are never selected and never changed",
-         bool((labels[special] == -100).all() and (inputs[special] == rows[special]).all()), f"{int(special.sum()):,} special/padding positions")
+         bool((labels[special] == -100).all() and (inputs[special] == rows[special]).all()),
+         f"{int(special.sum()):,} special/padding positions")
 ch.check("MLM: labels hold the original token exactly at the selected positions", torch.equal(labels[selected], rows[selected]))
 ch.check("MLM: unselected tokens are left as they were", torch.equal(inputs[~selected], rows[~selected]))
 replaced = inputs[to_other]
@@ -518,8 +523,8 @@ ref_nsp = F.cross_entropy(out.nsp_logits, batch["next_sentence_label"])
 ch.check_close("L_MLM == F.cross_entropy(ignore_index=-100)", out.mlm_loss, ref_mlm, atol=1e-6)
 ch.check_close("L_NSP == F.cross_entropy", out.nsp_loss, ref_nsp, atol=1e-6)
 ch.check_close("masked_positions_only gives the same MLM loss", out_sel.mlm_loss, out.mlm_loss, atol=1e-5)
-ch.check_close("library mlm_loss / nsp_loss == the model's", mlm_loss(out.mlm_logits, batch["labels"]) + nsp_loss(out.nsp_logits, batch["next_sentence_label"]),
-               out.loss, atol=1e-5)
+ch.check_close("library mlm_loss + nsp_loss == the model's loss",
+               mlm_loss(out.mlm_logits, batch["labels"]) + nsp_loss(out.nsp_logits, batch["next_sentence_label"]), out.loss, atol=1e-5)
 chance = chance_levels(V)
 ch.check("at initialisation the MLM loss is ln|V| (a uniform guess)", abs(float(out.mlm_loss) - math.log(V)) < 0.05,
          f"{float(out.mlm_loss):.3f} vs ln {V} = {math.log(V):.3f}")
@@ -533,12 +538,12 @@ ch.check("at initialisation the NSP loss is ln 2", abs(float(out.nsp_loss) - mat
 # — goes to the shared `Trainer` (`minitransformer.trainer`): `PretrainingData` gives batch number
 # `index` (NSP pairs with fresh masks), `pretraining_loss` returns L_MLM + L_NSP and logs both
 # losses and both accuracies (MLM accuracy over the selected positions only). AdamW with
-# warm-up and cosine decay, gradient clipping at 1. Dropout is off: this run is far too short to
-# overfit. The validation rows come from the held-out documents.
+# warm-up and cosine decay, gradient clipping at 1. Dropout is off (BERT used 0.1): this run is far
+# too short to overfit. The validation rows come from the held-out documents.
 
 # %%
-PRETRAIN = dict(steps=ch.steps(600, 60), batch_size=32, lr=5e-3, warmup=ch.steps(30, 10), eval_every=ch.steps(100, 20),
-                eval_batches=ch.steps(16, 4))
+PRETRAIN = dict(steps=ch.steps(600, 40), batch_size=32, lr=5e-3, warmup=ch.steps(30, 8), eval_every=ch.steps(100, 20),
+                eval_batches=ch.steps(16, 2))
 RECIPE = dict(chapter="ch08 tiny BERT v1", vocab_size=VOCAB_SIZE, max_len=MAX_LEN, n_val_docs=N_VAL_DOCS, split_seed=0,
               hidden_size=64, layers=2, heads=2, intermediate_size=256, **PRETRAIN)  # ch10 reuses the model if this matches
 data = PretrainingData({"train": train_docs, "val": val_docs}, tokenizer, batch_size=PRETRAIN["batch_size"], max_len=MAX_LEN, seed=0)
@@ -665,8 +670,9 @@ says_good = log_p[:, good_ids].logsumexp(-1) > log_p[:, bad_ids].logsumexp(-1)
 feel_acc = float((says_good == torch.tensor(pos_f)).float().mean())
 feel_mass = float(log_p[:, good_ids + bad_ids].logsumexp(-1).exp().mean())
 feel_se = math.sqrt(0.25 / len(rows_f))
-print(f"  feeling sentences: {len(rows_f)}; probability on the six feeling words {feel_mass:.2f}; "
-      f"sentiment right {feel_acc:.1%} (chance 50%, SE {feel_se:.1%})")
+print(f"  feeling sentences: {len(rows_f)}; probability on the six feeling words {feel_mass:.2f}; sentiment right {feel_acc:.1%} "
+      f"(SE {feel_se:.1%}); always answering 'good' scores {sum(pos_f) / len(pos_f):.1%}; the model answers 'good' "
+      f"{float(says_good.float().mean()):.1%} of the time")
 examples = {}
 for judgement in ("good", "bad"):
     examples[judgement] = fill_mask(f"The food was very {judgement}.", "She was happy.", "happy")
@@ -686,14 +692,16 @@ fig.colorbar(im, ax=ax)
 ch.savefig(fig, "mask_attention")
 
 # %% [markdown]
-# The feeling words get most of the probability, but which feeling barely depends on the meal:
-# the sentiment is right about half the time, as a coin would be, and "good" → "bad" hardly moves
-# the prediction. The attention map shows why: from the blank, the last layer looks at its own
-# neighbourhood, not back at "good". Relating two words a sentence apart is learnt much later than
-# local patterns. We ran the same recipe for 20,000 steps (about 10 CPU minutes, outside this
-# chapter): MLM accuracy rose to ~80% and NSP to ~95%, and the feelings were still at chance. Real
-# BERT pretraining runs for about a million steps of 256 sequences of 512 tokens on a far larger
-# model. **Pretraining teaches what the objective rewards, in the order it is easiest to learn**;
+# The feeling words get much of the probability, but which feeling does not depend on the meal:
+# the model gives the good feelings the edge (almost) every time, so it is "right" about as often as
+# good feelings occur — a coin would do as well — and "good" → "bad" hardly moves the
+# prediction. The attention map shows why: from the blank, the last layer looks at its own
+# neighbourhood, not across to "good". Relating two words in different sentences is learnt much
+# later than local patterns. Outside this chapter we trained the same model for 20,000 steps
+# (about 10 CPU-minutes, with segments of two or three sentences): MLM accuracy reached 84% and
+# NSP 96%, and the feelings were still at chance (49.5% of 748). Real BERT pretraining runs a
+# million steps of 256 sequences of 512 tokens through a model 700 times larger.
+# **Pretraining teaches what the objective rewards, in the order it is easiest to learn**;
 # ch10 measures what this tiny model's knowledge is worth for classifying reviews.
 
 # %% [markdown]
