@@ -4,7 +4,7 @@ Without the cache every new token re-runs the whole prefix (O(T) tokens through 
 step, O(T²) attention); with it, only the new token goes through the model and attends to the
 cached keys and values. Both paths give the same tokens (checked here on the greedy run).
 
-    python bench/gpt_kv_cache.py [--n-layer 4 --n-head 4 --n-embd 128 --prompt 16]
+    python bench/gpt_kv_cache.py [--n-layer 4 --n-head 4 --n-embd 256 --prompt 16]
 
 The model's block_size is prompt + the longest run, so the cache never has to restart.
 """
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-layer", type=int, default=4)
     ap.add_argument("--n-head", type=int, default=4)
-    ap.add_argument("--n-embd", type=int, default=128)
+    ap.add_argument("--n-embd", type=int, default=256)
     ap.add_argument("--vocab-size", type=int, default=512)
     ap.add_argument("--prompt", type=int, default=16, help="prompt length in tokens")
     ap.add_argument("--lengths", type=int, nargs="+", default=[256, 1024], help="new tokens per run")
