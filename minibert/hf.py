@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from minitransformer.checkpoint import load_model_weights, load_state_dict_safetensors, safe_torch_load
+from minitransformer.checkpoint import load_model_weights, load_state_dict_safetensors, read_json_object, safe_torch_load
 
 from .config import BertConfig
 
@@ -91,14 +91,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def read_config_json(path: Path) -> BertConfig:
     """BertConfig from ``path/config.json`` (a transformers or minibert config)."""
-    file = path / "config.json"
-    if not file.is_file():
-        raise FileNotFoundError(f"{path}: no config.json -- not a BERT checkpoint directory")
-    try:
-        d = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{file}: expected a JSON object ({e})") from e
-    return BertConfig.from_dict(d)
+    return BertConfig.from_dict(read_json_object(path / "config.json", f"{path}: no config.json -- not a BERT checkpoint directory"))
 
 
 def _is_optional(key: str) -> bool:

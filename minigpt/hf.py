@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from minitransformer.checkpoint import atomic_directory, load_model_weights, load_state_dict_safetensors, safe_torch_load
+from minitransformer.checkpoint import atomic_directory, load_model_weights, read_json_object, load_state_dict_safetensors, safe_torch_load
 from safetensors.torch import save_file
 
 from .config import GPTConfig
@@ -152,16 +152,7 @@ def state_dict_to_hf(model: GPT) -> dict[str, torch.Tensor]:
 
 def read_hf_config(path: str | os.PathLike) -> dict:
     """The parsed ``config.json`` of a Hugging Face folder."""
-    file = Path(path) / HF_CONFIG
-    if not file.is_file():
-        raise FileNotFoundError(f"{path}: no {HF_CONFIG} -- not a Hugging Face model folder")
-    try:
-        cfg = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{file}: expected JSON, could not parse it ({e})") from e
-    if not isinstance(cfg, dict):
-        raise ValueError(f"{file}: expected a JSON object, received {type(cfg).__name__}")
-    return cfg
+    return read_json_object(Path(path) / HF_CONFIG, f"{path}: no {HF_CONFIG} -- not a Hugging Face model folder")
 
 
 def read_hf_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:

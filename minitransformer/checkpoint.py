@@ -364,16 +364,24 @@ def save_checkpoint(
     return Path(path)
 
 
+def read_json_object(file: Path, missing: str) -> dict:
+    """Parse ``file`` as a JSON object; FileNotFoundError with ``missing`` when it is absent,
+    ValueError naming the file when it is not JSON or not an object."""
+    if not file.is_file():
+        raise FileNotFoundError(missing)
+    try:
+        obj = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{file}: expected a JSON object, could not parse it ({e})") from e
+    if not isinstance(obj, dict):
+        raise ValueError(f"{file}: expected a JSON object, received {type(obj).__name__}")
+    return obj
+
+
 def read_config(path: str | os.PathLike) -> dict:
     """The model config (``config.json``) of the checkpoint directory ``path``."""
     file = resolve_checkpoint_dir(path) / CONFIG_FILE
-    if not file.is_file():
-        raise FileNotFoundError(f"{path}: no {CONFIG_FILE} -- not a checkpoint directory")
-    try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{file}: expected a JSON object, could not parse it ({e})") from e
-    return config_to_dict(config)
+    return config_to_dict(read_json_object(file, f"{path}: no {CONFIG_FILE} -- not a checkpoint directory"))
 
 
 def load_checkpoint(path: str | os.PathLike, model: nn.Module, strict: bool = True) -> dict:
