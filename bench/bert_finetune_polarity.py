@@ -13,30 +13,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from bert_common import add_small_bert_args, model_size_args, pretrain_on_texts, run_minibert
 
-import torch  # noqa: E402
+from minibert import BertForSequenceClassification
+from minibert.evaluate import evaluate
+from minibert.hf import load_tokenizer_from
+from minitransformer.data import load_classification_files, split_dataset
 
-from minibert import BertForSequenceClassification  # noqa: E402
-from minibert.cli import PROG, main as minibert_main  # noqa: E402
-from minibert.evaluate import evaluate  # noqa: E402
-from minibert.hf import load_tokenizer_from  # noqa: E402
-from minitransformer.cli import run_cli  # noqa: E402
-from minitransformer.data import load_classification_files, split_dataset  # noqa: E402
-
-
-def run(argv: list) -> float:
-    """Run ``python -m minibert ARGV`` in this process; return its wall time in seconds."""
-    t0 = time.perf_counter()
-    code = run_cli(minibert_main, [str(a) for a in argv], prog=PROG)
-    if code != 0:
-        raise SystemExit(f"{PROG} {' '.join(map(str, argv))} failed with exit code {code}")
-    return time.perf_counter() - t0
 
 
 def write_tsv(path: Path, examples) -> Path:
@@ -48,14 +35,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="../shared/data/sentence_polarity", help="folder with rt-polarity.pos/.neg")
     p.add_argument("--out", default="runs/bench_polarity")
-    p.add_argument("--pretrain-steps", type=int, default=3000)
-    p.add_argument("--epochs", type=float, default=4)
-    p.add_argument("--lr", type=float, default=5e-4, help="fine-tuning peak learning rate")
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--heads", type=int, default=2)
-    p.add_argument("--vocab-size", type=int, default=8000)
-    p.add_argument("--seed", type=int, default=0)
+    add_small_bert_args(p, pretrain_steps=3000, epochs=4, vocab_size=8000)
     a = p.parse_args(argv)
     data, out = Path(a.data), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,14 +43,8 @@ def main(argv=None) -> int:
     train, val, test = split_dataset(examples, (0.8, 0.1, 0.1), seed=a.seed)
     files = {name: write_tsv(out / f"{name}.tsv", part) for name, part in (("train", train), ("val", val), ("test", test))}
     snippets = [e.text for e in train]
-    random.Random(a.seed).shuffle(snippets)
-    docs = ["\n".join(snippets[i:i + 5]) for i in range(0, len(snippets), 5)]
-    (out / "unlabelled.txt").write_text("\n\n".join(docs) + "\n", encoding="utf-8")
-    size = ["--hidden-size", a.hidden, "--num-hidden-layers", a.layers, "--num-attention-heads", a.heads,
-            "--intermediate-size", 4 * a.hidden, "--max-position-embeddings", 128, "--no-progress", "--seed", a.seed]
-    t_pre = run(["pretrain", "--data", out / "unlabelled.txt", "--tokenizer", "sentencepiece", "--vocab-size", a.vocab_size,
-                 "--out-dir", out / "pretrain", "--max-steps", a.pretrain_steps, "--warmup-steps", a.pretrain_steps // 20,
-                 "--max-len", 96, "--batch-size", 32, "--eval-interval", a.pretrain_steps // 5, *size])
+    size = model_size_args(a)
+    t_pre = pretrain_on_texts(snippets, a, out, max_len=96)
     tok_dir = out / "pretrain" / "checkpoint" / "tokenizer"
     common = ["finetune", "--task", "classify", "--train", files["train"], "--val", files["val"], "--quoting", "none",
               "--epochs", a.epochs, "--lr", a.lr, "--batch-size", 32, "--max-len", 96, *size]
@@ -82,7 +56,7 @@ def main(argv=None) -> int:
     rows = []
     for i, (name, extra) in enumerate(variants):
         run_dir = out / f"finetune{i}"
-        seconds = run(common + ["--out-dir", run_dir] + extra)
+        seconds = run_minibert(common + ["--out-dir", run_dir] + extra)
         model = BertForSequenceClassification.from_pretrained(run_dir / "checkpoint")
         res = evaluate(model, load_tokenizer_from(run_dir / "checkpoint"), "classify", test, 96, source="test",
                        predictions=run_dir / "predictions_test.tsv", confusion_png=run_dir / "confusion_test.png")

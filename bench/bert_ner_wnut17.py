@@ -14,58 +14,31 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from bert_common import add_small_bert_args, model_size_args, pretrain_on_texts, run_minibert
 
-import torch  # noqa: E402
-
-from minibert import BertForTokenClassification  # noqa: E402
-from minibert.cli import PROG, main as minibert_main  # noqa: E402
-from minibert.evaluate import evaluate  # noqa: E402
-from minibert.hf import load_tokenizer_from  # noqa: E402
-from minitransformer.cli import run_cli  # noqa: E402
-from minitransformer.data import load_conll  # noqa: E402
-
-
-def run(argv: list) -> float:
-    """Run ``python -m minibert ARGV`` in this process; return its wall time in seconds."""
-    t0 = time.perf_counter()
-    code = run_cli(minibert_main, [str(a) for a in argv], prog=PROG)
-    if code != 0:
-        raise SystemExit(f"{PROG} {' '.join(map(str, argv))} failed with exit code {code}")
-    return time.perf_counter() - t0
+from minibert import BertForTokenClassification
+from minibert.evaluate import evaluate
+from minibert.hf import load_tokenizer_from
+from minitransformer.data import load_conll
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="../shared/data/wnut17")
     p.add_argument("--out", default="runs/bench_wnut17")
-    p.add_argument("--pretrain-steps", type=int, default=2000)
-    p.add_argument("--epochs", type=float, default=10)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--heads", type=int, default=2)
-    p.add_argument("--vocab-size", type=int, default=4000)
-    p.add_argument("--seed", type=int, default=0)
+    add_small_bert_args(p, pretrain_steps=2000, epochs=10, vocab_size=4000)
     a = p.parse_args(argv)
     data, out = Path(a.data), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     files = {"train": data / "wnut17train.conll", "dev": data / "emerging.dev.conll", "test": data / "emerging.test.annotated"}
     test = load_conll(files["test"])
     sentences = [" ".join(s.tokens) for split in ("train", "dev") for s in load_conll(files[split])]
-    random.Random(a.seed).shuffle(sentences)
-    docs = ["\n".join(sentences[i:i + 5]) for i in range(0, len(sentences), 5)]
-    (out / "unlabelled.txt").write_text("\n\n".join(docs) + "\n", encoding="utf-8")
-    size = ["--hidden-size", a.hidden, "--num-hidden-layers", a.layers, "--num-attention-heads", a.heads,
-            "--intermediate-size", 4 * a.hidden, "--max-position-embeddings", 128, "--no-progress", "--seed", a.seed]
-    t_pre = run(["pretrain", "--data", out / "unlabelled.txt", "--tokenizer", "sentencepiece", "--vocab-size", a.vocab_size,
-                 "--out-dir", out / "pretrain", "--max-steps", a.pretrain_steps, "--warmup-steps", a.pretrain_steps // 20,
-                 "--max-len", 128, "--batch-size", 32, "--eval-interval", a.pretrain_steps // 5, *size])
+    size = model_size_args(a)
+    t_pre = pretrain_on_texts(sentences, a, out, max_len=128)
     tok_dir = out / "pretrain" / "checkpoint" / "tokenizer"
     common = ["finetune", "--task", "ner", "--train", files["train"], "--val", files["dev"], "--epochs", a.epochs,
               "--lr", a.lr, "--batch-size", 32, "--max-len", 128, *size]
@@ -74,7 +47,7 @@ def main(argv=None) -> int:
     rows = []
     for i, (name, extra) in enumerate(variants):
         run_dir = out / f"finetune{i}"
-        seconds = run(common + ["--out-dir", run_dir] + extra)
+        seconds = run_minibert(common + ["--out-dir", run_dir] + extra)
         model = BertForTokenClassification.from_pretrained(run_dir / "checkpoint")
         res = evaluate(model, load_tokenizer_from(run_dir / "checkpoint"), "ner", test, 128, source="test",
                        predictions=run_dir / "predictions_test.tsv")

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from minitransformer.cli import CLIError, add_dataclass_args
 from minitransformer.data import DATA_DIR
-from minitransformer.trainer import NonFiniteLossError, TrainConfig
+from minitransformer.trainer import TRAIN_HELP, NonFiniteLossError, TrainConfig
 
 from .config import BertConfig
 from .evaluate import F1_NOTE
@@ -22,25 +22,7 @@ from .evaluate import F1_NOTE
 PROG = "python -m minibert"
 DEFAULT_DOCS = [DATA_DIR / "world_en.txt", DATA_DIR / "world_zh.txt"]
 
-TRAIN_HELP = {
-    "out_dir": "run folder: metrics.jsonl/.csv, loss.png, checkpoint/",
-    "max_steps": "optimizer steps",
-    "batch_size": "rows per global micro-batch (split over torchrun ranks)",
-    "grad_accum": "micro-batches per optimizer step",
-    "lr": "peak learning rate after warmup",
-    "min_lr": "floor of the cosine decay",
-    "warmup_steps": "linear warmup steps",
-    "weight_decay": "AdamW weight decay (matrices and embeddings only)",
-    "betas": "AdamW betas",
-    "grad_clip": "max global gradient norm (0 = off)",
-    "eval_interval": "evaluate every N steps (0 = never)",
-    "eval_steps": "batches per evaluation",
-    "checkpoint_interval": "0 = at evaluations and the end; N = every N steps; -1 = never",
-    "seed": "seed of the whole run (weights, pairs, masks, dropout)",
-    "device": "auto | cpu | cuda",
-    "resume": "continue from OUT_DIR/checkpoint (bit-exact on CPU)",
-    "progress": "progress bar / log lines",
-}
+PRETRAIN_HELP = {**TRAIN_HELP, "seed": "seed of the whole run (weights, pairs, masks, dropout)"}
 PRETRAIN_DEFAULTS = dict(out_dir="runs/minibert-pretrain", max_steps=2000, batch_size=32, lr=1e-3, min_lr=1e-4,
                          warmup_steps=100, weight_decay=0.01, betas=(0.9, 0.999), eval_interval=200, eval_steps=10)
 FINETUNE_DEFAULTS = dict(out_dir="runs/minibert-finetune", max_steps=0, batch_size=32, lr=1e-4, min_lr=0.0,
@@ -92,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--val-fraction", type=float, default=0.05, help="documents held out for validation (default: 0.05)")
     pre.add_argument("--mlm-probability", type=float, default=0.15, help="share of tokens selected for MLM (default: 0.15)")
     add_model_args(pre, "ignored with --init-hf or --resume")
-    add_dataclass_args(pre, TrainConfig, PRETRAIN_DEFAULTS, TRAIN_HELP, "training (minitransformer.trainer.TrainConfig)")
+    add_dataclass_args(pre, TrainConfig, PRETRAIN_DEFAULTS, PRETRAIN_HELP, "training (minitransformer.trainer.TrainConfig)")
 
     fin = sub.add_parser("finetune", help="fine-tune for classification or NER (Article §3.2.4)",
                          description="Fine-tune a classification head (TSV/CSV/JSONL with text and label) or an NER head "

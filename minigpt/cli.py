@@ -13,37 +13,13 @@ import sys
 from typing import Sequence
 
 from minitransformer.cli import CLIError, add_dataclass_args, dataclass_from_args
-from minitransformer.trainer import NonFiniteLossError, TrainConfig
+from minitransformer.trainer import TRAIN_HELP, NonFiniteLossError, TrainConfig
 
 from .config import GPTConfig
 from .train import DEFAULT_DATA, TOKENIZER_KINDS, pretrain
 
 PROG = "python -m minigpt"
 
-# help for the TrainConfig options (add_dataclass_args adds one option per field)
-TRAIN_HELP = {
-    "out_dir": "run folder: metrics.jsonl/.csv, loss.png, checkpoint/",
-    "max_steps": "optimizer steps",
-    "batch_size": "sequences per (global) micro-batch, split over torchrun ranks",
-    "grad_accum": "micro-batches per optimizer step (gradient accumulation)",
-    "lr": "peak learning rate, reached after warmup",
-    "min_lr": "floor of the cosine decay",
-    "warmup_steps": "linear warmup steps",
-    "weight_decay": "AdamW weight decay (matrices and embeddings only)",
-    "betas": "AdamW betas (two numbers)",
-    "grad_clip": "clip the global gradient norm to this (0 = off)",
-    "eval_interval": "evaluate every N steps (0 = never)",
-    "eval_steps": "batches per evaluation",
-    "log_interval": "one train metrics row per N steps",
-    "checkpoint_interval": "0 = checkpoint at evaluations and the end; N = every N steps; -1 = never",
-    "seed": "seed of the whole run (weights, batches, dropout)",
-    "device": "auto | cpu | cuda",
-    "bf16": "bf16 autocast on GPUs",
-    "compile": "torch.compile the model",
-    "progress": "progress bar / log lines",
-    "resume": "continue from OUT_DIR/checkpoint (bit-exact on CPU)",
-    "perplexity": "report perplexity = exp(loss) at evaluations",
-}
 TRAIN_DEFAULTS = {"out_dir": "runs/minigpt", "perplexity": True, "max_steps": 2000, "eval_interval": 250}
 
 

@@ -136,8 +136,8 @@ class GPT(nn.Module):
         self.config = dataclasses.replace(self.config, block_size=block_size)
 
     def new_caches(self) -> list[KVCache]:
-        """One empty KV cache per block, for :meth:`hidden_states` during generation."""
-        return [KVCache() for _ in self.transformer.h]
+        """One empty KV cache per block (block_size slots each), for :meth:`hidden_states`."""
+        return [KVCache(max_len=self.config.block_size) for _ in self.transformer.h]
 
     def hidden_states(self, idx: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
         """Final-LayerNorm output. idx: (B, T) -> (B, T, C).

@@ -191,21 +191,65 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 class KVCache:
     """Keys and values of the tokens seen so far, for one attention layer during generation.
 
-    Each step appends the new token's (B, H, 1, hs) keys and values, so attention for the new
-    token costs O(T) instead of recomputing the whole (T, T) prefix.
+    Each step writes the new tokens' (B, H, T_new, hs) keys and values after the ones already
+    held, so attention for a new token costs O(T) instead of recomputing the whole (T, T) prefix.
+
+    Storage is preallocated: ``max_len`` slots when given (a GPT passes its block_size), else a
+    buffer that doubles when full. Writing in place keeps a step's cost independent of how many
+    tokens are cached (``torch.cat`` would copy the whole cache every step). ``k`` and ``v`` are
+    views of the filled part, (B, H, T, hs).
     """
 
-    def __init__(self):
-        self.k: torch.Tensor | None = None  # (B, H, T_past, hs)
-        self.v: torch.Tensor | None = None
+    def __init__(self, max_len: int | None = None):
+        if max_len is not None and (not isinstance(max_len, int) or max_len < 1):
+            raise ValueError(f"max_len: expected a positive integer or None, received {max_len!r}")
+        self.max_len = max_len
+        self._k: torch.Tensor | None = None  # (B, H, capacity, hs)
+        self._v: torch.Tensor | None = None
+        self._len = 0
 
     def __len__(self) -> int:
-        return 0 if self.k is None else self.k.size(2)
+        return self._len
+
+    @property
+    def k(self) -> torch.Tensor | None:
+        """Cached keys, (B, H, T, hs), or None before the first update."""
+        return None if self._k is None else self._k[:, :, : self._len]
+
+    @property
+    def v(self) -> torch.Tensor | None:
+        """Cached values, (B, H, T, hs), or None before the first update."""
+        return None if self._v is None else self._v[:, :, : self._len]
+
+    def _reserve(self, k: torch.Tensor, needed: int) -> None:
+        """Make room for ``needed`` time steps, keeping what is cached."""
+        if self._k is not None and needed <= self._k.size(2):
+            return
+        if self.max_len is not None:
+            if needed > self.max_len:
+                raise ValueError(f"KVCache: expected at most max_len={self.max_len} tokens, received {needed}")
+            capacity = self.max_len
+        else:
+            capacity = max(needed, 2 * (0 if self._k is None else self._k.size(2)), 16)
+        b, h, _, hs = k.shape
+        new_k = k.new_empty(b, h, capacity, hs)  # (B, H, capacity, hs)
+        new_v = k.new_empty(b, h, capacity, hs)
+        if self._len:
+            new_k[:, :, : self._len] = self.k
+            new_v[:, :, : self._len] = self.v
+        self._k, self._v = new_k, new_v
 
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append new keys/values along the time axis and return the full (B, H, T, hs) tensors."""
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        """Write new keys/values (B, H, T_new, hs) after the cached ones; return the full
+        (B, H, T_past + T_new, hs) keys and values."""
+        if self._k is not None and (k.shape[:2] != self._k.shape[:2] or k.size(3) != self._k.size(3)):
+            raise ValueError(f"KVCache.update: expected keys of shape (B, H, T, hs) = "
+                             f"({self._k.size(0)}, {self._k.size(1)}, T, {self._k.size(3)}), received {tuple(k.shape)}")
+        end = self._len + k.size(2)
+        self._reserve(k, end)
+        self._k[:, :, self._len : end] = k
+        self._v[:, :, self._len : end] = v
+        self._len = end
         return self.k, self.v
 
 

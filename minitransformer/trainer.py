@@ -46,6 +46,32 @@ class NonFiniteLossError(RuntimeError):
     The message names the step as the metrics rows count it: step s is the s-th update (1-based)."""
 
 
+# help text for each TrainConfig field, for CLIs built with minitransformer.cli.add_dataclass_args
+TRAIN_HELP = {
+    "out_dir": "run folder: metrics.jsonl/.csv, loss.png, checkpoint/",
+    "max_steps": "optimizer steps",
+    "batch_size": "rows per (global) micro-batch, split over torchrun ranks",
+    "grad_accum": "micro-batches per optimizer step (gradient accumulation)",
+    "lr": "peak learning rate, reached after warmup",
+    "min_lr": "floor of the cosine decay",
+    "warmup_steps": "linear warmup steps",
+    "weight_decay": "AdamW weight decay (matrices and embeddings only)",
+    "betas": "AdamW betas (two numbers)",
+    "grad_clip": "clip the global gradient norm to this (0 = off)",
+    "eval_interval": "evaluate every N steps (0 = never)",
+    "eval_steps": "batches per evaluation",
+    "log_interval": "one train metrics row per N steps",
+    "checkpoint_interval": "0 = checkpoint at evaluations and the end; N = every N steps; -1 = never",
+    "seed": "seed of the whole run (weights, batches, dropout)",
+    "device": "auto | cpu | cuda",
+    "bf16": "bf16 autocast on GPUs",
+    "compile": "torch.compile the model",
+    "progress": "progress bar / log lines",
+    "resume": "continue from OUT_DIR/checkpoint (bit-exact on CPU)",
+    "perplexity": "report perplexity = exp(loss) at evaluations",
+}
+
+
 @dataclass
 class TrainConfig:
     """Training hyper-parameters (nanoGPT names where nanoGPT has them)."""

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minitransformer import MultiHeadAttention, causal_mask, scaled_dot_product_attention, sdpa_fast
+from minitransformer import KVCache, MultiHeadAttention, causal_mask, scaled_dot_product_attention, sdpa_fast
 from tests.reference import copy_mha, max_err
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -78,6 +78,31 @@ def test_kv_cache_causal_alignment_bottom_right():
     assert m.tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
     q, k, v = qkv(tq=2, tk=5)
     assert max_err(scaled_dot_product_attention(q, k, v, is_causal=True), sdpa_fast(q, k, v, is_causal=True)) < 1e-10
+
+
+@pytest.mark.parametrize("max_len", [None, 40])
+def test_kv_cache_holds_what_torch_cat_would(max_len):
+    # reference: concatenating every update along time; the cache preallocates (fixed or doubling)
+    g = torch.Generator().manual_seed(0)
+    cache, ref_k, ref_v = KVCache(max_len=max_len), None, None
+    for t_new in (5, 1, 1, 12, 1, 20):  # 40 tokens: crosses the doubling buffer's 16 and 32
+        k, v = torch.randn(2, 3, t_new, 4, generator=g), torch.randn(2, 3, t_new, 4, generator=g)
+        ref_k = k if ref_k is None else torch.cat([ref_k, k], dim=2)
+        ref_v = v if ref_v is None else torch.cat([ref_v, v], dim=2)
+        out_k, out_v = cache.update(k, v)
+        assert torch.equal(out_k, ref_k) and torch.equal(out_v, ref_v)
+        assert len(cache) == ref_k.size(2)
+
+
+def test_kv_cache_bad_input():
+    with pytest.raises(ValueError, match="max_len"):
+        KVCache(max_len=0)
+    cache = KVCache(max_len=4)
+    cache.update(torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4))
+    with pytest.raises(ValueError, match="at most max_len=4"):
+        cache.update(torch.zeros(1, 2, 2, 4), torch.zeros(1, 2, 2, 4))
+    with pytest.raises(ValueError, match=r"expected keys of shape \(B, H, T, hs\) = \(1, 2, T, 4\)"):
+        cache.update(torch.zeros(1, 3, 1, 4), torch.zeros(1, 3, 1, 4))
 
 
 def test_scale_by_sqrt_dk_closed_form():
