@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 
 from gpt_nanogpt_cpu import char_splits, make_batches
-from minigpt.config import GPTConfig
+from minigpt.config import GPTConfig, width_scaled_init_std
 from minigpt.model import GPT
 from minigpt.train import causal_lm_loss
 from minitransformer.checkpoint import seed_everything
@@ -90,13 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--bias", action=argparse.BooleanOptionalAction, default=False)
+    ap.add_argument("--init-std", type=float, default=None, help="default: 0.02*sqrt(768/n_embd), minigpt train's default")
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--calibrate", type=int, default=30, help="steps timed to size the schedule")
     ap.add_argument("--final-eval-steps", type=int, default=200)
     args = ap.parse_args(argv)
     train_ids, val_ids, tok = char_splits(args.data)
     config = GPTConfig(block_size=args.block_size, vocab_size=tok.vocab_size, n_layer=args.n_layer, n_head=args.n_head,
-                       n_embd=args.n_embd, dropout=args.dropout, bias=args.bias)
+                       n_embd=args.n_embd, dropout=args.dropout, bias=args.bias,
+                       init_std=width_scaled_init_std(args.n_embd) if args.init_std is None else args.init_std)
     get_batch = make_batches(train_ids, val_ids, config.block_size, args.batch_size, seed=args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         per_step = seconds_per_step(args, config, get_batch, tmp + "/calibrate")
@@ -117,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"config: {args.n_layer} layers, {args.n_head} heads, {args.n_embd} wide, block {args.block_size}, "
           f"batch {args.batch_size}, lr {args.lr:g} -> {args.lr / 10:g}, warmup {trainer.config.warmup_steps}, "
-          f"dropout {args.dropout}, bias {args.bias}; {trainer.raw_model.num_parameters():,} parameters")
+          f"dropout {args.dropout}, bias {args.bias}, init_std {config.init_std:.3g}; {trainer.raw_model.num_parameters():,} parameters")
     print(f"calibrated {per_step * 1e3:.0f} ms/step -> max_steps {max_steps}\n")
     print("| result | value |\n| --- | ---: |")
     print(f"| steps done (planned at calibration) | {trainer.step} ({max_steps}) |")

@@ -14,8 +14,10 @@ Two measurements:
    every formula explicit, and of the same model with its parts swapped for PyTorch built-ins
    (:func:`swap_builtins`: nn.LayerNorm, F.scaled_dot_product_attention, F.gelu), interleaved step
    by step so that all see the same machine load; median ms/iter and ratios to the built-ins.
-2. quality: the full 2000-iteration run of our GPT: val loss at 500/1000/1500/2000, ms/iter,
-   tokens/s, peak memory (ru_maxrss).
+2. quality: the full 2000-iteration run of our GPT, once per ``--init-std`` (default: GPT-2's
+   and nanoGPT's 0.02, and the same 0.02 carried to width 128, 0.02·√(768/128) ≈ 0.049 — see
+   :func:`minigpt.width_scaled_init_std`): val loss at 500/1000/1500/2000, ms/iter, tokens/s,
+   peak memory (ru_maxrss).
 
     python bench/gpt_nanogpt_cpu.py --data ../shared/data/tinyshakespeare/input.txt
 """
@@ -35,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minigpt.config import GPTConfig
+from minigpt.config import GPTConfig, width_scaled_init_std
 from minigpt.model import GPT
 from minigpt.train import causal_lm_loss
 from minitransformer.attention import merge_heads, split_heads
@@ -189,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="tinyshakespeare/input.txt")
     ap.add_argument("--steps", type=int, default=NANOGPT["max_steps"], help="iterations of the full run (default 2000)")
     ap.add_argument("--timing-steps", type=int, default=300, help="interleaved steps per model for the speed ratio")
+    ap.add_argument("--init-std", type=float, nargs="+", default=[0.02, width_scaled_init_std(NANOGPT["n_embd"])],
+                    help="one full run per initial std (default: GPT-2's and nanoGPT's 0.02, and 0.02*sqrt(768/128))")
     args = ap.parse_args(argv)
     train_ids, val_ids, tok = char_splits(args.data)
     config = GPTConfig(block_size=NANOGPT["block_size"], vocab_size=tok.vocab_size, n_layer=NANOGPT["n_layer"],
@@ -207,17 +211,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             for label, key in rows:
                 print(f"| {label} | {ms[key]:.1f} | {ms[key] / ms['builtins']:.3f} |")
             print(f"(same function: max |logits difference| {ms['gap']:.1e} at initialisation)", flush=True)
-        run = full_run(config, get_batch, tmp + "/run", args.steps)
+        runs = [full_run(dataclasses.replace(config, init_std=std), get_batch, f"{tmp}/run{i}", args.steps)
+                for i, std in enumerate(args.init_std)]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n| {run['params']:,} parameters | value |\n| --- | ---: |")
+    print(f"\n| {runs[0]['params']:,} parameters | " + " | ".join(f"init_std {s:.3g}" for s in args.init_std) + " |")
+    print("| --- |" + " ---: |" * len(runs))
+    row = lambda label, values: print(f"| {label} | " + " | ".join(values) + " |")
     for step in (500, 1000, 1500, 2000):
-        if step in run["val"]:
-            print(f"| val loss at {step} (20 batches, as nanoGPT's CPU command) | {run['val'][step]:.4f} |")
-    print(f"| val loss at {max(run['val'])}, 200 batches | {run['final_200']:.4f} |")
-    print(f"| ms/iter (mean / median) | {run['ms_mean']:.1f} / {run['ms_median']:.1f} |")
-    print(f"| tokens/s (training) | {run['tokens_per_s']:,.0f} |")
-    print(f"| wall time incl. evaluations | {run['wall_s']:.0f} s |")
-    print(f"| peak memory (ru_maxrss) | {peak:.0f} MB |")
+        if all(step in r["val"] for r in runs):
+            row(f"val loss at {step} (20 batches, as nanoGPT's CPU command)", [f"{r['val'][step]:.4f}" for r in runs])
+    row(f"val loss at {max(runs[0]['val'])}, 200 batches", [f"{r['final_200']:.4f}" for r in runs])
+    row("ms/iter (mean / median)", [f"{r['ms_mean']:.1f} / {r['ms_median']:.1f}" for r in runs])
+    row("tokens/s (training)", [f"{r['tokens_per_s']:,.0f}" for r in runs])
+    row("wall time incl. evaluations", [f"{r['wall_s']:.0f} s" for r in runs])
+    print(f"peak memory (ru_maxrss, whole process): {peak:.0f} MB")
     return 0
 
 

@@ -8,11 +8,11 @@
 
 Command line: ``python -m minigpt train ...`` and ``python -m minigpt sample ...``.
 """
-from .config import GPTConfig, gpt_param_count
+from .config import GPTConfig, gpt_param_count, width_scaled_init_std
 from .generate import generate, next_token, top_k_filter, top_p_filter
 from .model import GPT, IGNORE_INDEX, next_token_loss, next_token_targets
 
 __all__ = [
     "GPT", "GPTConfig", "IGNORE_INDEX", "generate", "gpt_param_count", "next_token", "next_token_loss",
-    "next_token_targets", "top_k_filter", "top_p_filter",
+    "next_token_targets", "top_k_filter", "top_p_filter", "width_scaled_init_std",
 ]

@@ -15,7 +15,7 @@ from typing import Sequence
 from minitransformer.cli import CLIError, add_dataclass_args, dataclass_from_args
 from minitransformer.trainer import TRAIN_HELP, NonFiniteLossError, TrainConfig
 
-from .config import GPTConfig
+from .config import GPTConfig, width_scaled_init_std
 from .train import DEFAULT_DATA, TOKENIZER_KINDS, pretrain
 
 PROG = "python -m minigpt"
@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--block-size", type=int, default=64, help="context length in tokens (default: 64)")
     model.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default: 0.0)")
     model.add_argument("--bias", action=argparse.BooleanOptionalAction, default=True, help="biases in Linear and LayerNorm")
+    model.add_argument("--init-std", type=float, default=None,
+                       help="std of the initial weights (default: GPT-2's 0.02 carried to this width, 0.02*sqrt(768/n_embd); "
+                            "0.049 at 128)")
     model.add_argument("--sdpa", action=argparse.BooleanOptionalAction, default=True,
                        help="attention through F.scaled_dot_product_attention (--no-sdpa: the explicit formula)")
     model.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
@@ -73,9 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_train(args: argparse.Namespace) -> int:
     train_config = dataclass_from_args(TrainConfig, args)
+    init_std = width_scaled_init_std(args.n_embd) if args.init_std is None else args.init_std
     model_config = GPTConfig(block_size=args.block_size, vocab_size=1, n_layer=args.n_layer, n_head=args.n_head,
                              n_embd=args.n_embd, dropout=args.dropout, bias=args.bias, use_sdpa=args.sdpa,
-                             fused=args.fused)
+                             fused=args.fused, init_std=init_std)
     if args.vocab_size < 1:
         raise ValueError(f"--vocab-size: expected a positive integer, received {args.vocab_size}")
     try:

@@ -6,6 +6,7 @@ Article §3.2.2 模型选择: choosing a model means choosing its size; the coun
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -25,6 +26,7 @@ class GPTConfig:
     dropout: float = 0.0  # embedding, attention and residual dropout (embd_pdrop, attn_pdrop, resid_pdrop)
     bias: bool = True  # biases in Linear layers and LayerNorms; GPT-2 has them, nanoGPT may drop them
     layer_norm_epsilon: float = 1e-5  # ε inside every LayerNorm's square root (layer_norm_epsilon)
+    init_std: float = 0.02  # std of the initial weights; GPT-2's 0.02 was set for C = 768 (initializer_range)
     use_sdpa: bool = True  # attention through F.scaled_dot_product_attention (same function, tested equal)
     fused: bool = True  # LayerNorm and GELU through F.layer_norm / F.gelu (same functions, tested equal)
 
@@ -39,6 +41,8 @@ class GPTConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout: expected a probability in [0, 1), received {self.dropout}")
+        if not self.init_std > 0:
+            raise ValueError(f"GPTConfig.init_std: expected > 0, received {self.init_std}")
         if not self.layer_norm_epsilon > 0:
             raise ValueError(f"GPTConfig.layer_norm_epsilon: expected > 0, received {self.layer_norm_epsilon}")
 
@@ -77,3 +81,16 @@ def gpt_param_count(config: GPTConfig) -> int:
     mlp = 8 * c * c + 5 * b * c  # fc1 C -> 4C (bias 4C), fc2 4C -> C (bias C)
     norms = 2 * (c + b * c)  # norm1, norm3: γ (and β)
     return embeddings + config.n_layer * (attention + mlp + norms) + (c + b * c)
+
+
+def width_scaled_init_std(n_embd: int, gpt2_std: float = 0.02, gpt2_width: int = 768) -> float:
+    """σ(C) = 0.02 · √(768 / C): GPT-2's initial std carried to width C.
+
+    GPT-2 draws every weight from N(0, 0.02²) at C = 768, i.e. σ·√C ≈ 0.55, so a Linear layer's
+    output has a fixed scale relative to its input. Keeping σ·√C fixed for a narrower model gives
+    σ(128) ≈ 0.049; with GPT-2's 0.02 a 128-wide model starts with outputs 2.4× smaller and, at a
+    fixed learning rate, needs more steps to grow them (bench/README.md, ## minigpt, measures it).
+    """
+    if not isinstance(n_embd, int) or n_embd < 1:
+        raise ValueError(f"n_embd: expected a positive integer, received {n_embd!r}")
+    return gpt2_std * math.sqrt(gpt2_width / n_embd)

@@ -74,7 +74,8 @@ def config_from_hf(cfg: dict, path: str | os.PathLike = HF_CONFIG) -> GPTConfig:
     _require(cfg, "add_cross_attention", False, path)
     return GPTConfig(block_size=cfg["n_positions"], vocab_size=cfg["vocab_size"], n_layer=cfg["n_layer"],
                      n_head=cfg["n_head"], n_embd=cfg["n_embd"], dropout=0.0, bias=True,
-                     layer_norm_epsilon=float(cfg.get("layer_norm_epsilon", 1e-5)))
+                     layer_norm_epsilon=float(cfg.get("layer_norm_epsilon", 1e-5)),
+                     init_std=float(cfg.get("initializer_range", 0.02)))
 
 
 def config_to_hf(config: GPTConfig) -> dict:
@@ -87,7 +88,7 @@ def config_to_hf(config: GPTConfig) -> dict:
         "n_positions": config.block_size, "n_ctx": config.block_size, "vocab_size": config.vocab_size,
         "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": config.layer_norm_epsilon,
         "resid_pdrop": config.dropout, "embd_pdrop": config.dropout, "attn_pdrop": config.dropout,
-        "initializer_range": 0.02, "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False,
+        "initializer_range": config.init_std, "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False,
         "reorder_and_upcast_attn": False, "tie_word_embeddings": True, "add_cross_attention": False,
         "bos_token_id": None, "eos_token_id": None, "use_cache": True,
     }

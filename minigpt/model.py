@@ -100,22 +100,25 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """GPT-2 initialisation: every Linear and Embedding weight ~ N(0, 0.02²), biases 0,
-        LayerNorm γ = 1, β = 0; the two projections that write into the residual stream
-        (attention ``out_proj`` and MLP ``fc2``) get std 0.02 / √(2L), because each of the L blocks
-        adds two such outputs to the stream and the variance of a sum grows with the count."""
+        """GPT-2 initialisation with σ = config.init_std (GPT-2: 0.02): every Linear and Embedding
+        weight ~ N(0, σ²), biases 0, LayerNorm γ = 1, β = 0; the two projections that write into
+        the residual stream (attention ``out_proj`` and MLP ``fc2``) get std σ / √(2L), because each
+        of the L blocks adds two such outputs to the stream and the variance of a sum grows with
+        the count. GPT-2's σ = 0.02 ≈ 0.55 / √768 was set for its width; see
+        :func:`minigpt.width_scaled_init_std` for narrow models."""
+        std = self.config.init_std
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                nn.init.normal_(module.weight, mean=0.0, std=std)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
             if isinstance(module, LearnedPositionalEmbedding):
-                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                nn.init.normal_(module.weight, mean=0.0, std=std)
             if isinstance(module, LayerNorm):
                 nn.init.ones_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        residual_std = 0.02 / math.sqrt(2 * self.config.n_layer)
+        residual_std = std / math.sqrt(2 * self.config.n_layer)
         for block in self.transformer.h:
             nn.init.normal_(block.self_attn.out_proj.weight, mean=0.0, std=residual_std)
             nn.init.normal_(block.ff.fc2.weight, mean=0.0, std=residual_std)

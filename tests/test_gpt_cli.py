@@ -59,6 +59,8 @@ def test_train_reports_loss_and_perplexity_and_resume_is_bit_exact(tmp_path, tex
     a = load_state_dict_safetensors(tmp_path / "whole" / "checkpoint" / "model.safetensors")
     b = load_state_dict_safetensors(tmp_path / "split" / "checkpoint" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the CLI's default init: GPT-2's 0.02 carried to width 16, 0.02·√(768/16), saved in config.json
+    assert GPT.from_checkpoint(tmp_path / "whole" / "checkpoint").config.init_std == pytest.approx(0.02 * math.sqrt(48))
     rows = lambda run: [(r["step"], r["split"], r["loss"]) for r in read_jsonl(tmp_path / run / "metrics.jsonl")]
     assert rows("split") == rows("whole")
 
@@ -137,6 +139,7 @@ def test_text_shorter_than_block_size_plus_one_is_a_clear_error(tmp_path, capsys
     (["train", "--max-steps", "0"], "max_steps: expected a positive integer"),
     (["train", "--n-embd", "30", "--n-head", "4"], "n_embd divisible by n_head"),
     (["train", "--device", "tpu"], "device: expected one of"),
+    (["train", "--init-std", "0"], "init_std: expected > 0"),
     (["sample", "--checkpoint", "CK", "--temperature", "0"], "temperature: expected > 0"),
     (["sample", "--checkpoint", "CK", "--top-p", "1.5"], r"top_p: expected a probability in \(0, 1\]"),
     (["sample", "--checkpoint", "CK", "--top-k", "0"], "top_k: expected a positive integer"),

@@ -60,7 +60,7 @@ def test_from_pretrained_matches_hf_logits_and_loss(hf_dir, paths):
 
 def test_save_pretrained_loads_in_transformers_with_equal_logits(tmp_path):
     torch.manual_seed(3)
-    ours = GPT(GPTConfig(block_size=T, vocab_size=V, n_layer=2, n_head=4, n_embd=32)).eval()
+    ours = GPT(GPTConfig(block_size=T, vocab_size=V, n_layer=2, n_head=4, n_embd=32, init_std=0.05)).eval()
     with torch.no_grad():
         for p in ours.parameters():
             p.add_(torch.randn_like(p) * 0.2)
@@ -69,7 +69,9 @@ def test_save_pretrained_loads_in_transformers_with_equal_logits(tmp_path):
     x = ids(seed=2)
     with torch.no_grad():
         assert max_err(ref(x).logits, ours(x)[0]) < TOL
+    assert ref.config.initializer_range == 0.05  # init_std is GPT2Config's initializer_range
     back = GPT.from_pretrained(tmp_path / "export")
+    assert back.config == ours.config
     for (k, a), (k2, b) in zip(ours.state_dict().items(), back.state_dict().items()):
         assert k == k2 and torch.equal(a, b)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minigpt import GPT, IGNORE_INDEX, GPTConfig, gpt_param_count, next_token_loss, next_token_targets
+from minigpt import GPT, IGNORE_INDEX, GPTConfig, gpt_param_count, next_token_loss, next_token_targets, width_scaled_init_std
 
 TINY = dict(block_size=16, vocab_size=50, n_layer=2, n_head=4, n_embd=32)
 
@@ -42,19 +42,33 @@ def test_param_count_formula_matches_instantiated_model(bias):
     assert gpt_param_count(config) == 50 * c + 16 * c + 3 * per_layer + (2 * c if bias else c)
 
 
-def test_init_is_gpt2s_normal_002_with_scaled_residual_projections():
+@pytest.mark.parametrize("std", [0.02, 0.05])
+def test_init_is_gpt2s_normal_with_scaled_residual_projections(std):
+    # GPT-2: N(0, 0.02²) everywhere (init_std's default), out_proj and fc2 at std/√(2L); 2-3% of 65k draws
     torch.manual_seed(0)
-    model = GPT(GPTConfig(block_size=64, vocab_size=512, n_layer=8, n_head=8, n_embd=256))
-    residual = 0.02 / math.sqrt(2 * 8)
+    kw = {} if std == 0.02 else {"init_std": std}
+    model = GPT(GPTConfig(block_size=64, vocab_size=512, n_layer=8, n_head=8, n_embd=256, **kw))
+    residual = std / math.sqrt(2 * 8)
     for block in model.transformer.h:
         assert abs(block.self_attn.out_proj.weight.std().item() / residual - 1) < 0.03
         assert abs(block.ff.fc2.weight.std().item() / residual - 1) < 0.03
-        assert abs(block.self_attn.q_proj.weight.std().item() / 0.02 - 1) < 0.03
-        assert abs(block.ff.fc1.weight.std().item() / 0.02 - 1) < 0.03
+        assert abs(block.self_attn.q_proj.weight.std().item() / std - 1) < 0.03
+        assert abs(block.ff.fc1.weight.std().item() / std - 1) < 0.03
         assert torch.count_nonzero(block.self_attn.q_proj.bias) == 0
         assert torch.equal(block.norm1.weight, torch.ones(256))
-    assert abs(model.transformer.wte.weight.std().item() / 0.02 - 1) < 0.03
-    assert abs(model.transformer.wpe.weight.std().item() / 0.02 - 1) < 0.03
+    assert abs(model.transformer.wte.weight.std().item() / std - 1) < 0.03
+    assert abs(model.transformer.wpe.weight.std().item() / std - 1) < 0.03
+
+
+def test_width_scaled_init_std_closed_form():
+    # σ·√C held at GPT-2's 0.02·√768: 0.02 at 768, 0.02·√6 at 128, 0.01 at 3072
+    assert width_scaled_init_std(768) == pytest.approx(0.02, rel=1e-12)
+    assert width_scaled_init_std(128) == pytest.approx(0.02 * math.sqrt(6), rel=1e-12)
+    assert width_scaled_init_std(3072) == pytest.approx(0.01, rel=1e-12)
+    with pytest.raises(ValueError, match="n_embd: expected a positive integer"):
+        width_scaled_init_std(0)
+    with pytest.raises(ValueError, match="init_std: expected > 0"):
+        GPTConfig(init_std=0.0)
 
 
 def test_shift_by_one_loss_equals_cross_entropy_by_hand():
