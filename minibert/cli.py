@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pre = sub.add_parser("pretrain", help="MLM + NSP pretraining (Article §3.2.3)",
                          description="MLM + NSP pretraining. Documents are separated by blank lines, one sentence per line. "
-                                     "Reports MLM and NSP loss and accuracy beside their chance levels (ln|V|, 50%%).")
+                                     "Reports MLM and NSP loss and accuracy beside their chance levels (ln|V|, 50%).")
     pre.add_argument("--data", nargs="+", default=[str(p) for p in DEFAULT_DOCS], metavar="FILE",
                      help="text files of documents (default: the bundled bilingual world, data/world_{en,zh}.txt)")
     add_tokenizer_args(pre)

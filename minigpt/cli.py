@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample}")
 
     tr = sub.add_parser("train", help="pretrain (or fine-tune) a GPT on UTF-8 text files",
-                        description="Pretrain a GPT on UTF-8 text: first 90%% of each file for training, last 10%% "
+                        description="Pretrain a GPT on UTF-8 text: first 90% of each file for training, last 10% "
                                     "for validation. Reports train/val loss and perplexity; writes OUT_DIR/checkpoint.")
     tr.add_argument("--data", nargs="+", default=[str(p) for p in DEFAULT_DATA], metavar="FILE",
                     help="UTF-8 text files (default: the bundled bilingual corpus data/world_en.txt data/world_zh.txt)")

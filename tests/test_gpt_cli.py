@@ -201,3 +201,16 @@ def test_help_lists_the_options(command, words, capsys):
         cli(command, "--help")
     out = capsys.readouterr().out
     assert e.value.code == 0 and all(w in out for w in words)
+
+
+@pytest.mark.parametrize("module", ["minigpt.cli", "minibert.cli"])
+def test_every_help_page_prints_single_percent_signs(module):
+    # argparse %-formats argument help but prints descriptions as written, so "%%" there shows doubled
+    import argparse
+    import importlib
+
+    parser = importlib.import_module(module).build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    pages = [parser.format_help()] + [p.format_help() for p in sub.choices.values()]
+    assert len(pages) >= 3 and all("%%" not in page for page in pages)
+    assert any("%" in page for page in pages)  # the pages do use percent signs
