@@ -33,13 +33,16 @@ def add_small_bert_args(p: argparse.ArgumentParser, pretrain_steps: int, epochs:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=2)
     p.add_argument("--vocab-size", type=int, default=vocab_size)
+    p.add_argument("--initializer-range", type=float, default=0.02,
+                   help="std of the initial weights (BERT: 0.02; 0.02*sqrt(768/H) keeps BERT's scale at width H)")
     p.add_argument("--seed", type=int, default=0)
 
 
 def model_size_args(a: argparse.Namespace) -> list:
     """minibert CLI options for the model size in ``a`` (and --no-progress, --seed)."""
     return ["--hidden-size", a.hidden, "--num-hidden-layers", a.layers, "--num-attention-heads", a.heads,
-            "--intermediate-size", 4 * a.hidden, "--max-position-embeddings", 128, "--no-progress", "--seed", a.seed]
+            "--intermediate-size", 4 * a.hidden, "--max-position-embeddings", 128, "--initializer-range", a.initializer_range,
+            "--no-progress", "--seed", a.seed]
 
 
 def pretrain_on_texts(texts: list[str], a: argparse.Namespace, out: Path, max_len: int) -> float:

@@ -62,7 +62,7 @@ def main(argv=None) -> int:
                        predictions=run_dir / "predictions_test.tsv", confusion_png=run_dir / "confusion_test.png")
         rows.append((name, res["accuracy"], res["report"].macro.f1, seconds))
     print(f"\nsplit {len(train)}/{len(val)}/{len(test)} (seed {a.seed}); model H={a.hidden}, L={a.layers}, heads={a.heads}, "
-          f"vocab {a.vocab_size} (sentencepiece BPE on the training split); pretraining {a.pretrain_steps} steps: {t_pre:.0f} s; "
+          f"init std {a.initializer_range:g}, vocab {a.vocab_size} (sentencepiece BPE on the training split); pretraining {a.pretrain_steps} steps: {t_pre:.0f} s; "
           f"torch threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.2f}")
     print("| model | test accuracy | test macro-F1 | fine-tuning wall time (s) |")
     print("|---|---|---|---|")

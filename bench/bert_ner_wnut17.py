@@ -54,7 +54,7 @@ def main(argv=None) -> int:
         r = res["report"]
         rows.append((name, r.micro.precision, r.micro.recall, r.micro.f1, r.macro.f1, seconds))
         print(f"== {name}: test\n{res['text']}", flush=True)
-    print(f"\nmodel H={a.hidden}, L={a.layers}, heads={a.heads}, vocab {a.vocab_size} (cased sentencepiece BPE); "
+    print(f"\nmodel H={a.hidden}, L={a.layers}, heads={a.heads}, init std {a.initializer_range:g}, vocab {a.vocab_size} (cased sentencepiece BPE); "
           f"pretraining {a.pretrain_steps} steps: {t_pre:.0f} s; fine-tuning {a.epochs:g} epochs, lr {a.lr:g}; "
           f"torch threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.2f}")
     print("| model | test entity P | test entity R | test entity F1 (micro) | macro-F1 over types | fine-tuning wall time (s) |")

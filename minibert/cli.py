@@ -41,6 +41,8 @@ def add_model_args(parser: argparse.ArgumentParser, what: str) -> None:
     g.add_argument("--intermediate-size", type=int, default=512, help="feed-forward width (default: 512 = 4H)")
     g.add_argument("--max-position-embeddings", type=int, default=128, help="position table (default: 128)")
     g.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout (default: 0.1)")
+    g.add_argument("--initializer-range", type=float, default=0.02,
+                   help="std of the initial weights (default: BERT's 0.02, chosen for H = 768)")
     g.add_argument("--sdpa", action=argparse.BooleanOptionalAction, default=True,
                    help="fused attention kernel (same function as the hand-written one; default: on)")
 
@@ -56,7 +58,8 @@ def model_config_from_args(args, vocab_size: int, pad_id: int, **extra) -> BertC
     return BertConfig(vocab_size=vocab_size, hidden_size=args.hidden_size, num_hidden_layers=args.num_hidden_layers,
                       num_attention_heads=args.num_attention_heads, intermediate_size=args.intermediate_size,
                       max_position_embeddings=args.max_position_embeddings, hidden_dropout_prob=args.dropout,
-                      attention_probs_dropout_prob=args.dropout, pad_token_id=pad_id, use_sdpa=args.sdpa, **extra)
+                      attention_probs_dropout_prob=args.dropout, initializer_range=args.initializer_range,
+                      pad_token_id=pad_id, use_sdpa=args.sdpa, **extra)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -72,6 +72,8 @@ class BertConfig:
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"BertConfig.{name}: expected a probability in [0, 1), received {getattr(self, name)}")
+        if not self.initializer_range > 0:
+            raise ValueError(f"BertConfig.initializer_range: expected > 0, received {self.initializer_range}")
         if not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"BertConfig.pad_token_id: expected an id in [0, {self.vocab_size}), received {self.pad_token_id}")
         if self.id2label is not None:

@@ -1,5 +1,6 @@
 """``python -m minibert`` end to end on tiny files made here, bit-exact resume of pretraining, and
 bad input: one ``error:`` line and exit code 2, never a traceback."""
+import json
 import random
 import re
 
@@ -115,6 +116,16 @@ def test_finetune_ner_from_hugging_face_folder(tmp_path, capsys, caplog):
     assert code == 0, err
     assert "entity-level" in text
     assert "randomly initialised: classifier.bias, classifier.weight" in caplog.text  # the new head is reported
+
+
+def test_initializer_range_reaches_the_model_and_bad_values_exit_2(tmp_path, capsys):
+    docs = write_docs(tmp_path / "docs.txt")
+    run = tmp_path / "run"
+    assert cli(pretrain_args(docs, run, "--max-steps", "1", "--warmup-steps", "0", "--initializer-range", "0.05"), capsys)[0] == 0
+    config = json.loads((run / "checkpoint" / "config.json").read_text())
+    assert config["initializer_range"] == 0.05
+    code, _, err = cli(pretrain_args(docs, tmp_path / "bad", "--max-steps", "1", "--warmup-steps", "0", "--initializer-range", "0"), capsys)
+    assert code == 2 and "initializer_range: expected > 0, received 0.0" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("case", ["tsv_line", "conll_line", "empty", "unseen_label", "vocab_size", "architecture"])
