@@ -5,6 +5,12 @@
     python -m chapters --only 02 05       just these chapters
     python -m chapters --list             list the chapters and exit
     python -m chapters --out DIR          figures under DIR/chNN_name/ (default out/)
+    python -m chapters --seed 3           every chapter with ch.seed = 3 (each seed ch.seed_for(k) = k + 3000)
+    python -m chapters --threads 2        every chapter with torch.set_num_threads(2) (default 1)
+
+--seed and --threads reach each chapter as CHAPTERS_SEED and CHAPTERS_THREADS (chapters.book reads
+them); without them a chapter runs with seed 0 and one thread, the numbers the book prints. A seed
+must be a non-negative integer, a thread count a positive one.
 
 Exit status: 0 when every chapter finished and reported at least one check, 1 otherwise
 (the failing chapter's last lines are shown), 2 for bad options.
@@ -27,6 +33,19 @@ REPO_ROOT = CHAPTERS_DIR.parent
 PATTERN = re.compile(r"^ch(\d+)_\w+\.py$")
 SUMMARY_PREFIX = "@@CHAPTER "  # printed by chapters.book.Chapter.done()
 TAIL_LINES = 25
+
+
+def parse_count(option: str, text, minimum: int) -> int:
+    """``text`` as an integer ≥ ``minimum``; otherwise ValueError naming ``option`` and what it received.
+    (The same rule as chapters.book.parse_count, repeated so the runner starts without torch.)"""
+    kind = "a positive integer" if minimum == 1 else "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ValueError(f"{option}: expected {kind}, received {str(text)!r}")
+    return value
 
 
 def find_chapters(folder: Path) -> list[Path]:
@@ -66,8 +85,11 @@ def select(chapters: list[Path], only: list[str] | None) -> list[Path]:
     return [p for p in chapters if chapter_number(p) in wanted]
 
 
-def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool) -> dict:
-    """Run one chapter in a subprocess. Returns a row: chapter, status, checks, figures, seconds, tail."""
+def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool,
+                seed: int | None = None, threads: int | None = None) -> dict:
+    """Run one chapter in a subprocess. Returns a row: chapter, status, checks, figures, seconds, tail
+    (and values, the chapter's ch.check_value records). seed, threads: passed as CHAPTERS_SEED and
+    CHAPTERS_THREADS (None: those of this process's environment, if any)."""
     (out / path.stem).mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(path), "--out", str(out / path.stem)] + (["--fast"] if fast else [])
     env = dict(os.environ)
@@ -76,6 +98,10 @@ def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool)
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
     env.pop("CHAPTERS_OUT", None)  # --out decides
+    if seed is not None:
+        env["CHAPTERS_SEED"] = str(seed)
+    if threads is not None:
+        env["CHAPTERS_THREADS"] = str(threads)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     summary: dict | None = None
     passed = 0  # ✓ lines seen, so a chapter that fails half-way still shows how far it got
@@ -116,6 +142,7 @@ def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool)
         row["checks"] = int(summary.get("checks", 0))
         row["figures"] = len(summary.get("figures", []))
         row["figure_names"] = list(summary.get("figures", []))
+        row["values"] = list(summary.get("values", []))
     if timed_out:
         row["status"] = f"TIMEOUT after {timeout:g} s"
     elif rc != 0:
@@ -154,7 +181,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per chapter (default 300)")
     ap.add_argument("--quiet", action="store_true", help="do not stream the chapters' output, only the summary")
     ap.add_argument("--json", type=Path, default=None, help="also write the summary rows to this JSON file")
+    ap.add_argument("--seed", default=None, metavar="N",
+                    help="run every chapter with this seed (non-negative integer; default 0, or CHAPTERS_SEED)")
+    ap.add_argument("--threads", default=None, metavar="N",
+                    help="torch threads per chapter (positive integer; default 1, or CHAPTERS_THREADS)")
     args = ap.parse_args(argv)
+
+    try:
+        seed = None if args.seed is None else parse_count("--seed", args.seed, 0)
+        threads = None if args.threads is None else parse_count("--threads", args.threads, 1)
+    except ValueError as e:
+        ap.error(str(e))
 
     if not args.dir.is_dir():
         ap.error(f"--dir: expected a folder of chNN_*.py chapters, received {args.dir}")
@@ -177,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in chapters:
         if not args.quiet:
             print(f"\n=== {p.stem} {'(fast)' if args.fast else ''}", flush=True)
-        row = run_chapter(p, out, args.fast, args.timeout, stream=not args.quiet)
+        row = run_chapter(p, out, args.fast, args.timeout, stream=not args.quiet, seed=seed, threads=threads)
         rows.append(row)
         if args.quiet:
             print(f"{row['chapter']}: {row['status']} ({row['checks']} checks, {row['seconds']:.1f} s)", flush=True)
@@ -189,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"    {line}" for line in r["tail"]) or "    (no output)")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"fast": args.fast, "chapters": [{k: v for k, v in r.items() if k != "tail"} for r in rows]},
+        args.json.write_text(json.dumps({"fast": args.fast, "seed": seed, "threads": threads, "chapters": [{k: v for k, v in r.items() if k != "tail"} for r in rows]},
                                         indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"\n{len(rows) - len(failed)}/{len(rows)} chapters ok; figures under {out}")
     return 1 if failed else 0

@@ -2,21 +2,30 @@
 figures, and one machine-readable summary line for the runner (``python -m chapters``).
 
     from chapters.book import Chapter, plt
-    ch = Chapter(__file__)                 # parses --fast / --out, seeds torch, numpy and random
+    ch = Chapter(__file__)                 # parses --fast / --out / --seed / --threads, seeds, sets threads
     n = ch.steps(2000, 200)                # fewer steps with --fast (or CHAPTERS_FAST=1)
     ch.show("scores", s)                   # prints "scores: (2, 4, 4) float32"
     ch.check("rows sum to 1", ok, "max dev 1e-7")             # ✓ rows sum to 1 (max dev 1e-7)
     ch.check_close("matches torch.nn.LayerNorm", ours, ref, atol=1e-5)
+    ch.check_value("test accuracy", acc, low=0.8)               # ✓ test accuracy (value 0.953, needs >= 0.8)
+    ch.manual_seed(3)                      # seeds with ch.seed_for(3) = 3 + 1000 · ch.seed
     ch.verify(check_masked_attention, masked_attention)       # run an exercise's check
     ch.savefig(fig, "attention_heatmap")  # ch.out / "attention_heatmap.png", figure closed
     ch.done()                              # @@CHAPTER {"checks": 12, "figures": [...], ...}
 
 A failed check raises ``CheckFailed`` (an ``AssertionError``) whose message names the check.
+
+Results must hold on any machine, so a run can be repeated with other seeds and thread counts:
+``--seed N`` (or ``CHAPTERS_SEED=N``, default 0) shifts every seed a chapter draws through
+``ch.seed_for(k)`` / ``ch.manual_seed(k)`` (seed 0 gives the book's numbers), and ``--threads N``
+(or ``CHAPTERS_THREADS=N``, default 1) sets ``torch.set_num_threads``. Every ``ch.check_value`` is
+listed with its bounds in the summary line, so ``bench/chapter_spread.py`` can measure the margins.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import sys
@@ -60,21 +69,57 @@ def _to_tensor(x) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x, dtype=np.float64))
 
 
+def parse_count(option: str, text, minimum: int) -> int:
+    """``text`` as an integer ≥ ``minimum``; otherwise ValueError naming ``option`` and what it received.
+
+    Used for --seed (minimum 0) and --threads (minimum 1), here and by the runner."""
+    kind = "a positive integer" if minimum == 1 else "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ValueError(f"{option}: expected {kind}, received {str(text)!r}")
+    return value
+
+
 def _parse(argv):
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--fast", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--seed", default=None)
+    ap.add_argument("--threads", default=None)
     args, _unknown = ap.parse_known_args(argv)  # unknown: e.g. Jupyter's "-f kernel.json"
     return args
 
 
+def _option(args_value, env: str, option: str, minimum: int, default: int) -> int:
+    """The option's value from argv, else from the environment variable ``env``, else ``default``.
+    A bad value exits with status 2 and a one-line message (raises ValueError in a notebook)."""
+    text = args_value if args_value is not None else os.environ.get(env, "")
+    if text in (None, ""):
+        return default
+    try:
+        return parse_count(option if args_value is not None else f"{env}", text, minimum)
+    except ValueError as e:
+        if _in_notebook():
+            raise
+        sys.stderr.write(f"error: {e}\n")
+        raise SystemExit(2) from None
+
+
 class Chapter:
-    """One chapter's run: ``fast`` (bool), ``out`` (Path for figures), ``seed`` (int), ``name``.
+    """One chapter's run: ``fast`` (bool), ``out`` (Path for figures), ``seed`` and ``threads`` (int), ``name``.
 
     file: the chapter's ``__file__`` (its stem names the chapter and the default output folder);
     None looks for ``__file__`` in the caller's globals and falls back to "notebook".
-    argv: the options to parse (default ``sys.argv[1:]``): ``--fast``, ``--out DIR``.
-    The environment gives defaults: ``CHAPTERS_FAST=1``, ``CHAPTERS_OUT=DIR``.
+    seed: the run's seed when neither --seed nor CHAPTERS_SEED gives one (default 0).
+    argv: the options to parse (default ``sys.argv[1:]``): ``--fast``, ``--out DIR``, ``--seed N``
+    (N ≥ 0), ``--threads N`` (N ≥ 1; bad values exit with status 2).
+    The environment gives defaults: ``CHAPTERS_FAST=1``, ``CHAPTERS_OUT=DIR``, ``CHAPTERS_SEED=N``,
+    ``CHAPTERS_THREADS=N``. The constructor calls ``torch.set_num_threads(threads)`` (default 1:
+    the book's matrices are tiny, and one thread does not fight other processes for cores) and
+    seeds Python, numpy and torch with ``seed_for(0)``.
     """
 
     def __init__(self, file: str | os.PathLike | None = None, seed: int = 0, argv: list[str] | None = None):
@@ -83,27 +128,40 @@ class Chapter:
         self.name = Path(file).stem
         args = _parse(sys.argv[1:] if argv is None else argv)
         self.fast = bool(args.fast) or os.environ.get("CHAPTERS_FAST", "") not in ("", "0")
+        self.seed = _option(args.seed, "CHAPTERS_SEED", "--seed", 0, seed)
+        self.threads = _option(args.threads, "CHAPTERS_THREADS", "--threads", 1, 1)
         out = args.out or os.environ.get("CHAPTERS_OUT") or Path("out") / self.name
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.seed = seed
         self.n_checks = 0
+        self.values: list[dict] = []
         self.figures: list[str] = []
         self._t0 = time.perf_counter()
-        self.manual_seed(seed)
+        torch.set_num_threads(self.threads)
+        self.manual_seed(0)
         if not _in_notebook() and sys.excepthook is sys.__excepthook__:
             sys.excepthook = _excepthook
         mode = "fast" if self.fast else "default"
-        print(f"{self.name} ({mode} mode, torch {torch.__version__}, seed {seed}, figures -> {self.out})")
+        print(f"{self.name} ({mode} mode, torch {torch.__version__}, seed {self.seed}, {self.threads} thread"
+              f"{'s' if self.threads != 1 else ''}, figures -> {self.out})")
 
     # ------------------------------------------------------------------ options and seeds
 
-    def manual_seed(self, seed: int | None = None) -> None:
-        """Seed Python's random, numpy and torch (default: ``self.seed``) so a run repeats exactly."""
-        seed = self.seed if seed is None else seed
+    def seed_for(self, k: int = 0) -> int:
+        """The seed for the chapter's k-th random stream: ``k + 1000 · self.seed``.
+
+        With seed 0 this is ``k`` itself, so the book's numbers stay those of ``manual_seed(k)``;
+        every other --seed moves all the chapter's streams at once, and apart (k < 1000)."""
+        return int(k) + 1000 * self.seed
+
+    def manual_seed(self, k: int | None = 0) -> int:
+        """Seed Python's random, numpy and torch with ``seed_for(k)`` so a run repeats exactly
+        (None means 0). Returns the seed used."""
+        seed = self.seed_for(0 if k is None else k)
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
+        return seed
 
     def steps(self, default, fast):
         """``fast`` with --fast, ``default`` otherwise (sizes, step counts, sample counts…)."""
@@ -133,6 +191,30 @@ class Chapter:
             raise CheckFailed(f"{self.name}: check failed: {name}{suffix}")
         self.n_checks += 1
         print(f"✓ {name}{suffix}", flush=True)
+
+    def check_value(self, name: str, value, low: float | None = None, high: float | None = None,
+                    detail: str = "") -> float:
+        """Check ``low <= value <= high`` for a measured number (accuracy, BLEU, a loss, a ratio…).
+
+        Either bound may be None (no bound); NaN always fails. Prints
+        ``✓ name (value 0.953, needs >= 0.8; detail)``, or ✗ and raises CheckFailed. The value and
+        its bounds go into the summary's "values" list whether it passes or not (as a float; NaN as
+        None), which is what ``bench/chapter_spread.py`` reads. Returns the value as a float.
+        """
+        if low is None and high is None:
+            raise ValueError(f"check_value({name!r}): give low, high or both")
+        v = float(value.item() if isinstance(value, (torch.Tensor, np.ndarray)) else value)
+        ok = not math.isnan(v) and (low is None or v >= low) and (high is None or v <= high)
+        if low is not None and high is not None:
+            needs = f"needs {low:g} … {high:g}"
+        elif low is not None:
+            needs = f"needs >= {low:g}"
+        else:
+            needs = f"needs <= {high:g}"
+        self.values.append({"name": name, "value": None if math.isnan(v) else v,
+                            "low": None if low is None else float(low), "high": None if high is None else float(high)})
+        self.check(name, ok, f"value {v:.4g}, {needs}" + (f"; {detail}" if detail else ""))
+        return v
 
     def check_close(self, name: str, a, b, atol: float, rtol: float = 0.0) -> float:
         """Check |a - b| ≤ atol + rtol·|b| elementwise (same shape, no NaN); print the max abs error.
@@ -189,7 +271,8 @@ class Chapter:
         """Print the closing summary and the machine-readable ``@@CHAPTER {...}`` line."""
         seconds = round(time.perf_counter() - self._t0, 2)
         summary = {"chapter": self.name, "checks": self.n_checks, "figures": self.figures,
-                   "seconds": seconds, "fast": self.fast}
+                   "seconds": seconds, "fast": self.fast, "seed": self.seed, "threads": self.threads,
+                   "values": self.values}
         print(f"\n{self.name}: {self.n_checks} checks passed, {len(self.figures)} figures in {self.out} ({seconds:.1f} s)")
         print(SUMMARY_PREFIX + json.dumps(summary, ensure_ascii=False), flush=True)
         return summary

@@ -107,8 +107,8 @@ with torch.no_grad():
     out_p, _ = mha(xp)
     out_pp, _ = mha(x[:, perm] + sinusoidal_table(T, C))
 diff = float((out_pp - out_p[:, perm]).abs().max())
-ch.check("with sinusoidal positions the output is no longer permutation-equivariant", diff > 1e-2,
-         f"max |MHA(x[π] + PE) − MHA(x + PE)[π]| = {diff:.2f}")
+ch.check_value("with sinusoidal positions the output is no longer permutation-equivariant (max |MHA(x[π] + PE) − MHA(x + PE)[π]|)",
+               diff, low=1e-2)
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 im = axes[0].imshow(pe.T.numpy(), aspect="auto", cmap="RdBu", vmin=-1, vmax=1, origin="lower")
@@ -180,8 +180,8 @@ diag_dev = max(float((scores.diagonal(off) - scores.diagonal(off)[0]).abs().max(
 ch.check("q_m · k_n depends only on m − n (constant along every diagonal)", diag_dev < 1e-10,
          f"max deviation along a diagonal {diag_dev:.1e}")
 rel = torch.tensor([float(scores[d, 0]) for d in range(L_R)])  # score at distance d
-ch.check("…and it does depend on m − n (not constant)", float(rel.max() - rel.min()) > 0.1,
-         f"range {float(rel.min()):.2f} … {float(rel.max()):.2f}")
+ch.check_value("…and it does depend on m − n (not constant): range of the score over m − n", float(rel.max() - rel.min()),
+               low=0.1, detail=f"{float(rel.min()):.2f} … {float(rel.max()):.2f}")
 
 # RoPE inside multi-head attention: order matters, a common shift does not
 rope_mha = MultiHeadAttention(C, H, rotary=RotaryEmbedding(C // H, max_len=64)).eval()
@@ -194,7 +194,7 @@ with torch.no_grad():
     out_rp, _ = rope_mha(x[:, perm])
 ch.check_close("RoPE: shifting every position by 9 leaves all scores unchanged", s_at_9, s_at_0, atol=1e-5)
 diff = float((out_rp - out_r[:, perm]).abs().max())
-ch.check("RoPE attention is no longer permutation-equivariant", diff > 1e-3, f"max |MHA(x[π]) − MHA(x)[π]| = {diff:.3f}")
+ch.check_value("RoPE attention is no longer permutation-equivariant (max |MHA(x[π]) − MHA(x)[π]|)", diff, low=1e-3)
 
 # RoFormer's "long-term decay": with many frequencies, aligned q and k score lower far apart
 HD_BIG, L_BIG = 64, ch.steps(256, 128)
@@ -202,8 +202,8 @@ cos_b, sin_b = rope_angles(torch.arange(L_BIG), HD_BIG)
 o_rot = apply_rope(torch.ones(1, 1, L_BIG, HD_BIG, dtype=torch.float64), cos_b, sin_b)[0, 0]
 decay = o_rot[0] @ o_rot.T  # q = k = all ones: score at distance 0 … L_BIG − 1
 far = float(decay[L_BIG // 2:].abs().mean())
-ch.check("q = k = all ones (d = 64): the score decays with distance", far < 0.5 * float(decay[0]),
-         f"{float(decay[0]):.0f} at distance 0, mean |score| {far:.1f} at distances {L_BIG // 2}…{L_BIG - 1}")
+ch.check_value("q = k = all ones (d = 64): the score decays with distance (mean |score| far / score at 0)", far / float(decay[0]),
+               high=0.5, detail=f"{float(decay[0]):.0f} at distance 0, mean |score| {far:.1f} at distances {L_BIG // 2}…{L_BIG - 1}")
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 im = axes[0].imshow(scores.numpy(), cmap="RdBu", origin="lower")

@@ -308,8 +308,8 @@ def bucketed_batches(pairs_ids, batch_size, seed):
 
 BATCH = 64
 STEPS = ch.steps(300, 10)
-random_batches = epoch_batches(len(encoded["train"]), BATCH, 0, lambda idx: collate([encoded["train"][i] for i in idx]))
-bucketed = bucketed_batches(encoded["train"], BATCH, seed=0)
+random_batches = epoch_batches(len(encoded["train"]), BATCH, ch.seed_for(0), lambda idx: collate([encoded["train"][i] for i in idx]))
+bucketed = bucketed_batches(encoded["train"], BATCH, seed=ch.seed_for(0))
 n_check = ch.steps(50, 10)  # 50 = one epoch, 3200 / 64
 ratio = {}  # tokens in the padded (B, S) and (B, T) tensors per real token
 for name, get_batch in [("random", random_batches), ("bucketed", bucketed)]:
@@ -318,8 +318,8 @@ for name, get_batch in [("random", random_batches), ("bucketed", bucketed)]:
     real = sum(int((b["src"] != PAD).sum() + (b["tgt_in"] != PAD).sum()) for b in batches)
     ratio[name] = padded / real
 print(f"  tensor size / real tokens over {n_check} batches: random {ratio['random']:.2f}, bucketed {ratio['bucketed']:.2f}")
-ch.check("bucketing: batches hold ≤ 1.1× the real tokens, random batches > 1.5×",
-         ratio["bucketed"] < 1.1 and ratio["random"] > 1.5, f"{ratio['bucketed']:.2f} vs {ratio['random']:.2f}")
+ch.check_value("bucketing: batches hold ≤ 1.1× the real tokens (tensor size / real tokens, bucketed)", ratio["bucketed"], high=1.1)
+ch.check_value("… random batches > 1.5× (tensor size / real tokens, random)", ratio["random"], low=1.5)
 ch.check("one epoch of bucketed batches holds every training pair exactly once",
          sorted(i for b in bucketed.epoch(0) for i in b) == list(range(len(encoded["train"]))))
 
@@ -331,11 +331,11 @@ n_params = sum(p.numel() for p in model.parameters())
 n_embed = sum(p.numel() for p in (model.src_embed.weight, model.tgt_embed.weight, model.lm_head.weight))
 print(f"  model: {n_params:,} parameters, {n_embed:,} of them in the two embedding tables and the output layer")
 
-val_batches = epoch_batches(len(encoded["val"]), BATCH, 0, lambda idx: collate([encoded["val"][i] for i in idx]))
+val_batches = epoch_batches(len(encoded["val"]), BATCH, ch.seed_for(0), lambda idx: collate([encoded["val"][i] for i in idx]))
 train_config = TrainConfig(out_dir=str(ch.out / "run"), max_steps=STEPS, batch_size=BATCH, lr=3e-3, min_lr=1e-4,
                            warmup_steps=max(1, STEPS // 12), weight_decay=0.01, betas=(0.9, 0.98),
                            eval_interval=ch.steps(40, 5), eval_steps=ch.steps(3, 1), log_interval=ch.steps(10, 2),
-                           checkpoint_interval=-1, progress=False, seed=0)
+                           checkpoint_interval=-1, progress=False, seed=ch.seed_for(0))
 t0 = time.perf_counter()
 history = Trainer(model, train_config, by_split(train=bucketed, val=val_batches)).fit()
 train_seconds = time.perf_counter() - t0
@@ -343,8 +343,8 @@ train_rows = [r for r in history if r["split"] == "train"]
 val_rows = [r for r in history if r["split"] == "val"]
 print(f"  {STEPS} steps in {train_seconds:.1f} s; train loss {train_rows[0]['loss']:.2f} -> {train_rows[-1]['loss']:.3f}, "
       f"val loss {val_rows[0]['loss']:.2f} -> {val_rows[-1]['loss']:.3f}")
-ch.check("validation loss went down", val_rows[-1]["loss"] < ch.steps(0.1, 0.9) * val_rows[0]["loss"],
-         f"{val_rows[0]['loss']:.2f} -> {val_rows[-1]['loss']:.3f}")
+ch.check_value("validation loss went down (last / first)", val_rows[-1]["loss"] / val_rows[0]["loss"], high=ch.steps(0.1, 0.9),
+               detail=f"{val_rows[0]['loss']:.2f} -> {val_rows[-1]['loss']:.3f}")
 
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 ax.plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows], label=f"train (mean of {train_config.log_interval} steps)")
@@ -466,11 +466,13 @@ bleu_nn = corpus_bleu([bleu_tokenize(h, "zh") for h in nn_hyps], tok_refs)
 print(f"  BLEU (characters), {n_test} test sentences: model {bleu:.1f} (exact match {exact:.0%}); "
       f"constant {bleu_constant:.1f}; nearest neighbour {bleu_nn:.1f}")
 if ch.fast:
-    ch.check("(fast mode, a few steps) BLEU is a number in [0, 100]", 0.0 <= bleu <= 100.0, f"{bleu:.1f}")
+    ch.check_value("(fast mode, a few steps) BLEU is a number in [0, 100]", bleu, low=0.0, high=100.0)
 else:
-    ch.check("BLEU well above the constant baseline", bleu > bleu_constant + 50, f"{bleu:.1f} vs {bleu_constant:.1f}")
-    ch.check("BLEU above the nearest-neighbour baseline", bleu > bleu_nn + 10, f"{bleu:.1f} vs {bleu_nn:.1f}")
-    ch.check("BLEU ≥ 80", bleu >= 80, f"{bleu:.1f}")
+    ch.check_value("BLEU well above the constant baseline (BLEU − constant)", bleu - bleu_constant, low=50,
+                   detail=f"{bleu:.1f} vs {bleu_constant:.1f}")
+    ch.check_value("BLEU above the nearest-neighbour baseline (BLEU − nearest neighbour)", bleu - bleu_nn, low=10,
+                   detail=f"{bleu:.1f} vs {bleu_nn:.1f}")
+    ch.check_value("BLEU", bleu, low=80)
 
 print("  a few translations (source | reference | model):")
 wrong = [i for i in range(4, n_test) if hyps[i] != references[i]]
@@ -536,8 +538,9 @@ for row, i in enumerate(good):
 print(f"  {names} names in {len(good)} correct translations: the row writing a name's first character attends most "
       f"to the name's English pieces {hits / max(names, 1):.0%} of the time (chance {chance / max(names, 1):.0%})")
 if not ch.fast:
-    ch.check("cross-attention finds the source name for most names (≥ 3× chance)", names > 0 and hits >= 3 * chance,
-             f"{hits / max(names, 1):.0%} vs chance {chance / max(names, 1):.0%}")
+    ch.check_value("cross-attention finds the source name for most names (hits / chance)",
+                   hits / chance if names else float("nan"), low=3.0,
+                   detail=f"{hits / max(names, 1):.0%} vs chance {chance / max(names, 1):.0%}, {names} names")
 
 idx = 1
 cross = cross_attention_maps(model, [(encoded["test"][idx][0], tgt_tok.encode(hyps[idx]))])[0]  # (T, S)

@@ -38,7 +38,6 @@ from minitransformer.data import BERT_SPECIALS, SentencePieceTokenizer, load_wor
 from minitransformer.data.world_lexicon import BAD_FEELINGS, CITIES, GOOD_FEELINGS, TRANSPORT
 from minitransformer.trainer import TrainConfig, Trainer
 
-torch.set_num_threads(1)  # tiny matrices: one thread is as fast, and does not fight other processes for cores
 ch = Chapter(__file__)
 
 # %% [markdown]
@@ -545,12 +544,13 @@ ch.check("at initialisation the NSP loss is ln 2", abs(float(out.nsp_loss) - mat
 PRETRAIN = dict(steps=ch.steps(600, 40), batch_size=32, lr=5e-3, warmup=ch.steps(30, 8), eval_every=ch.steps(100, 20),
                 eval_batches=ch.steps(16, 2))
 RECIPE = dict(chapter="ch08 tiny BERT v1", vocab_size=VOCAB_SIZE, max_len=MAX_LEN, n_val_docs=N_VAL_DOCS, split_seed=0,
-              hidden_size=64, layers=2, heads=2, intermediate_size=256, **PRETRAIN)  # ch10 reuses the model if this matches
-data = PretrainingData({"train": train_docs, "val": val_docs}, tokenizer, batch_size=PRETRAIN["batch_size"], max_len=MAX_LEN, seed=0)
+              hidden_size=64, layers=2, heads=2, intermediate_size=256, **PRETRAIN, seed=ch.seed)  # ch10 reuses the model if this matches
+data = PretrainingData({"train": train_docs, "val": val_docs}, tokenizer, batch_size=PRETRAIN["batch_size"], max_len=MAX_LEN,
+                       seed=ch.seed_for(0))
 train_config = TrainConfig(out_dir=str(ch.out / "pretraining_run"), max_steps=PRETRAIN["steps"], batch_size=PRETRAIN["batch_size"],
                            lr=PRETRAIN["lr"], min_lr=PRETRAIN["lr"] / 10, warmup_steps=PRETRAIN["warmup"], weight_decay=0.01,
                            betas=(0.9, 0.98), eval_interval=PRETRAIN["eval_every"], eval_steps=PRETRAIN["eval_batches"],
-                           log_interval=10, checkpoint_interval=-1, progress=False, seed=0)
+                           log_interval=10, checkpoint_interval=-1, progress=False, seed=ch.seed_for(0))
 trainer = Trainer(model, train_config, data, loss_fn=pretraining_loss, model_config=config.to_dict(), tokenizer=tokenizer)
 n_params = sum(p.numel() for p in model.parameters())
 print(f"  {n_params:,} parameters; {PRETRAIN['steps']} steps of {PRETRAIN['batch_size']} pairs")

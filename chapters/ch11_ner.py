@@ -118,7 +118,7 @@ def check_bio_entities_ex(impl):
 
 
 ch.verify(check_bio_entities_ex, bio_entities_ex)
-rng = random.Random(0)
+rng = random.Random(ch.seed_for(0))
 random_tags = [[rng.choice(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]) for _ in range(rng.randint(0, 12))] for _ in range(ch.steps(2000, 300))]
 ch.check(f"bio_entities_ex == minitransformer.metrics.get_entities (training set + {len(random_tags):,} random, invalid tag lists)",
          all(bio_entities_ex(list(s.tags)) == get_entities(list(s.tags)) for s in train)
@@ -248,8 +248,8 @@ token_acc_o = sum(t == "O" for s in gold for t in s) / sum(map(len, gold))
 report_o, report_lookup = entity_prf(gold, all_o), entity_prf(gold, lookup_tags(test))
 print(f"  all-O:  token accuracy {token_acc_o:.1%}, entity F1 {report_o.micro.f1:.3f}")
 print(f"  lookup: entity P {report_lookup.micro.precision:.3f} R {report_lookup.micro.recall:.3f} F1 {report_lookup.micro.f1:.3f}")
-ch.check("all-O: high token accuracy, entity F1 = 0", token_acc_o > 0.6 and report_o.micro.f1 == 0.0,
-         f"token accuracy {token_acc_o:.1%}")
+ch.check_value("all-O: high token accuracy", token_acc_o, low=0.6)
+ch.check("all-O: entity F1 = 0", report_o.micro.f1 == 0.0)
 ambiguous = {w: dict(c) for w, c in tag_counts.items() if len(c) > 1}
 print("  words with more than one tag in training:", ambiguous)
 
@@ -276,7 +276,7 @@ def train_ner(name, sentences, val_sentences, tok, steps, seed=0):
     model = BertForTokenClassification(ner_config(tok.vocab_size))
     config = TrainConfig(out_dir=str(ch.out / f"run_{name}"), max_steps=steps, batch_size=32, lr=2e-3, min_lr=2e-4,
                          warmup_steps=min(20, steps // 5), weight_decay=0.01, eval_interval=0, log_interval=10,
-                         checkpoint_interval=-1, progress=False, seed=seed)
+                         checkpoint_interval=-1, progress=False, seed=ch.seed_for(seed))
     trainer = finetune(model, tok, "ner", encode_ner(sentences, tok, labels, 64), encode_ner(val_sentences, tok, labels, 64), config)
     return model.eval(), trainer
 
@@ -330,9 +330,9 @@ print(format_report(report, digits=3))
 p, rc = report.micro.precision, report.micro.recall
 ch.check_close("F1 == 2PR/(P+R) from the entity counts", report.micro.f1, 2 * p * rc / (p + rc) if p + rc else 0.0, atol=1e-12)
 if not ch.fast:
-    ch.check("BERT's entity F1 is far above the all-O baseline (0) and above the lookup table",
-             report.micro.f1 > 0.9 and report.micro.f1 > report_lookup.micro.f1,
-             f"F1 {report.micro.f1:.3f} vs lookup {report_lookup.micro.f1:.3f} vs all-O 0")
+    ch.check_value("BERT's entity F1 is far above the all-O baseline (0)", report.micro.f1, low=0.9)
+    ch.check_value("… and above the lookup table (F1 − lookup F1)", report.micro.f1 - report_lookup.micro.f1, low=0.0,
+                   detail=f"F1 {report.micro.f1:.3f} vs lookup {report_lookup.micro.f1:.3f}")
 # the names with "Li": which of them does each method find exactly?
 li_entities = [(i, e) for i, s in enumerate(test) for e in get_entities(list(s.tags)) if "Li" in s.tokens[e[1]:e[2]]]
 
@@ -346,9 +346,10 @@ li_tags = [(g, b) for s, ps in zip(test, pred_test) for w, g, b in zip(s.tokens,
 print(f"  {len(li_entities)} test names contain 'Li': the lookup table finds {found(lookup_tags(test)):.0%} of them, "
       f"BERT {found(pred_test):.0%}; BERT's tag on 'Li' itself is right {sum(g == b for g, b in li_tags) / max(len(li_tags), 1):.0%} of the time")
 if not ch.fast:
-    ch.check("context resolves 'Li' (B-PER in 'Li Ming', I-PER in 'Xu Li'); the lookup table cannot",
-             found(pred_test) > found(lookup_tags(test)) + 0.2 and found(lookup_tags(test)) < 0.75,
-             f"names found: BERT {found(pred_test):.0%}, lookup {found(lookup_tags(test)):.0%}")
+    ch.check_value("context resolves 'Li' (B-PER in 'Li Ming', I-PER in 'Xu Li'): names found, BERT − lookup",
+                   found(pred_test) - found(lookup_tags(test)), low=0.1,  # 0.34 … 0.55 over seeds 0-4
+                   detail=f"BERT {found(pred_test):.0%}, lookup {found(lookup_tags(test)):.0%}")
+    ch.check_value("… the lookup table cannot (names found by the lookup)", found(lookup_tags(test)), high=0.75)
 
 # %% [markdown]
 # The tag on `Li` can be wrong while the name is found. A model that writes `Li/I-PER Ming/I-PER`
@@ -398,7 +399,7 @@ def rename_entities(sentence, pick):
     return TaggedSentence(tuple(words), sentence.tags)
 
 
-rng = random.Random(0)
+rng = random.Random(ch.seed_for(0))
 test_new = [rename_entities(s, lambda t: rng.choice(NEW_NAMES[t])) for s in test]
 report_new = entity_prf(gold, predict_tags(model, tokenizer, test_new))
 report_new_lookup = entity_prf(gold, lookup_tags(test_new))
@@ -406,8 +407,8 @@ print(f"  unseen names: lookup F1 {report_new_lookup.micro.f1:.3f}, BERT F1 {rep
       f"(F1 {report.micro.f1:.3f} on the original test set)")
 ch.check("the lookup table finds no entity with unseen names", report_new_lookup.micro.f1 == 0.0)
 if not ch.fast:
-    ch.check("BERT's F1 collapses on unseen names: it learnt the list of names more than the context",
-             report_new.micro.f1 < 0.5 * report.micro.f1, f"{report_new.micro.f1:.3f} vs {report.micro.f1:.3f}")
+    ch.check_value("BERT's F1 collapses on unseen names: it learnt the list of names more than the context (F1 unseen / F1)",
+                   report_new.micro.f1 / report.micro.f1, high=0.5, detail=f"{report_new.micro.f1:.3f} vs {report.micro.f1:.3f}")
 
 # %% [markdown]
 # The model learnt what was easiest: the few dozen names. To make it use the context we take the easy
@@ -417,7 +418,7 @@ if not ch.fast:
 # unlabelled text, which is the article's argument for pretraining (§3.3.1).
 
 # %%
-aug_rng = random.Random(1)
+aug_rng = random.Random(ch.seed_for(1))
 
 
 def made_up_name(_type):
@@ -433,9 +434,9 @@ report_aug_new = entity_prf(gold, predict_tags(model_aug, tokenizer, test_new))
 print(f"  trained with renamed entities: F1 {report_aug.micro.f1:.3f} on the test set, "
       f"{report_aug_new.micro.f1:.3f} with unseen names (was {report_new.micro.f1:.3f})")
 if not ch.fast:
-    ch.check("renaming entities in training makes the model use the context: F1 on unseen names rises",
-             report_aug_new.micro.f1 > report_new.micro.f1 + 0.15,
-             f"{report_new.micro.f1:.3f} -> {report_aug_new.micro.f1:.3f}")
+    ch.check_value("renaming entities in training makes the model use the context: F1 on unseen names rises (by)",
+                   report_aug_new.micro.f1 - report_new.micro.f1, low=0.15,
+                   detail=f"{report_new.micro.f1:.3f} -> {report_aug_new.micro.f1:.3f}")
 
 # %% [markdown]
 # Two things to read from these numbers. The gain is real but partial: the context of this world
@@ -467,7 +468,7 @@ print(f"  {char_tok.vocab_size} characters; entity F1 {report_zh.micro.f1:.3f} "
       + " ".join(f"{k} {v.f1:.3f}" for k, v in report_zh.per_class.items()))
 show_prediction(test_zh[0], pred_zh[0])
 if not ch.fast:
-    ch.check("Chinese character-level NER: entity F1 > 0.9", report_zh.micro.f1 > 0.9, f"F1 {report_zh.micro.f1:.3f}")
+    ch.check_value("Chinese character-level NER: entity F1", report_zh.micro.f1, low=0.9)
 
 # %% [markdown]
 # ## Figures: F1 by entity type, and the training curves

@@ -217,7 +217,7 @@ ch.check_close("a right-padded row gives the same logits at its real positions a
 # appear in the same kinds of sentence.
 
 # %%
-TRAIN = dict(lr=5e-3, min_lr=5e-4, checkpoint_interval=-1, progress=False, seed=0)
+TRAIN = dict(lr=5e-3, min_lr=5e-4, checkpoint_interval=-1, progress=False, seed=ch.seed_for(0))
 lm_ids = {split: encode_documents(tok, [parts[k] for parts in texts]) for k, split in enumerate(("train", "val"))}
 ch.manual_seed(0)
 pretrained = GPT(config)
@@ -225,13 +225,14 @@ t0 = time.perf_counter()
 pre = Trainer(pretrained, TrainConfig(
     out_dir=str(ch.out / "pretrain"), max_steps=ch.steps(100, 3), batch_size=16, warmup_steps=ch.steps(20, 1),
     eval_interval=ch.steps(100, 3), eval_steps=ch.steps(6, 1), perplexity=True, **TRAIN),
-    by_split(**{s: random_window_batches(ids, BLOCK, 16, seed=0) for s, ids in lm_ids.items()}), loss_fn=causal_lm_loss)
+    by_split(**{s: random_window_batches(ids, BLOCK, 16, seed=ch.seed_for(0)) for s, ids in lm_ids.items()}), loss_fn=causal_lm_loss)
 pre_rows = [r for r in pre.fit() if r["split"] == "val"]
 print(f"  pretraining: val perplexity {pre_rows[0]['perplexity']:.0f} → {pre_rows[-1]['perplexity']:.2f} per token "
       f"(uniform: {V}) in {time.perf_counter() - t0:.1f} s")
 language_model = copy.deepcopy(pretrained).eval()  # kept as it is now, for §6
-ch.check("pretraining lowers the validation perplexity below |V|", pre_rows[-1]["perplexity"] < min(V, pre_rows[0]["perplexity"]),
-         f"{pre_rows[-1]['perplexity']:.2f}")
+ch.check_value("pretraining lowers the validation perplexity below |V| (and below step 0's): perplexity / min(|V|, step 0)",
+               pre_rows[-1]["perplexity"] / min(V, pre_rows[0]["perplexity"]), high=1.0,
+               detail=f"{pre_rows[-1]['perplexity']:.2f} vs |V| = {V}, {pre_rows[0]['perplexity']:.0f} at step 0")
 
 # %% [markdown]
 # ## 4. Fine-tuning: from the pretrained GPT, and from scratch (微调)
@@ -248,7 +249,7 @@ def fine_tune(model, name):
     trainer = Trainer(model, TrainConfig(
         out_dir=str(ch.out / name), max_steps=FT_STEPS, batch_size=32, warmup_steps=ch.steps(15, 1),
         eval_interval=ch.steps(20, 6), eval_steps=ch.steps(4, 1), **TRAIN),
-        by_split(train=pair_batches("train", 32, seed=0), val=pair_batches("val", 32, seed=0)), loss_fn=causal_lm_loss)
+        by_split(train=pair_batches("train", 32, seed=ch.seed_for(0)), val=pair_batches("val", 32, seed=ch.seed_for(0))), loss_fn=causal_lm_loss)
     t0 = time.perf_counter()
     rows = [r for r in trainer.fit() if r["split"] == "val"]
     print(f"  {name:>10}: val loss (target tokens) {rows[0]['loss']:.3f} → {rows[-1]['loss']:.3f} "
@@ -260,8 +261,8 @@ ch.manual_seed(0)
 scratch = GPT(config)
 curves = {"scratch": fine_tune(scratch, "scratch"), "pretrained": fine_tune(pretrained, "pretrained")}
 for name, rows in curves.items():
-    ch.check(f"{name}: fine-tuning lowers the target loss", rows[-1]["loss"] < rows[0]["loss"] - ch.steps(1.0, 0.1),
-             f"{rows[0]['loss']:.2f} → {rows[-1]['loss']:.2f}")
+    ch.check_value(f"{name}: fine-tuning lowers the target loss (by, nats)", rows[0]["loss"] - rows[-1]["loss"],
+                   low=ch.steps(1.0, 0.1), detail=f"{rows[0]['loss']:.2f} → {rows[-1]['loss']:.2f}")
 
 # %% [markdown]
 # ## 5. Translating: greedy decoding with the KV cache (贪心解码)
@@ -317,11 +318,15 @@ ch.check("BLEU is between 0 and 100; a perfect copy of the references scores 100
          all(0 <= s <= 100 for s in scores.values()) and abs(bleu(references) - 100) < 1e-9)
 if not ch.fast:
     base = scores["constant baseline"]
-    ch.check("the fine-tuned GPT translates far better than the trivial baseline",
-             scores["pretrained"] > max(30.0, 5 * base) and scores["scratch"] > 2 * base,
-             f"BLEU {scores['pretrained']:.1f} (pretrained), {scores['scratch']:.1f} (scratch) vs {base:.1f}")
-    ch.check("with the same fine-tuning budget, starting from the pretrained GPT gives higher BLEU",
-             scores["pretrained"] > scores["scratch"] + 5, f"{scores['pretrained']:.1f} vs {scores['scratch']:.1f}")
+    ch.check_value("the fine-tuned GPT translates far better than the trivial baseline: BLEU (pretrained)",
+                   scores["pretrained"], low=30.0)
+    ch.check_value("… BLEU (pretrained) / BLEU (constant baseline)", scores["pretrained"] / base if base else float("inf"),
+                   low=5.0, detail=f"{scores['pretrained']:.1f} vs {base:.1f}")
+    ch.check_value("… BLEU (scratch) / BLEU (constant baseline)", scores["scratch"] / base if base else float("inf"),
+                   low=2.0, detail=f"{scores['scratch']:.1f} vs {base:.1f}")
+    ch.check_value("with the same fine-tuning budget, starting from the pretrained GPT gives higher BLEU (pretrained − scratch)",
+                   scores["pretrained"] - scores["scratch"], low=5.0,
+                   detail=f"{scores['pretrained']:.1f} vs {scores['scratch']:.1f}")
 
 print()
 for i in range(ch.steps(6, 3)):
@@ -372,10 +377,11 @@ print(f"  target positions:  {n_tgt}, mean loss {target_ft:.2f} nats (fine-tuned
 print(f"  a whole-sequence loss would take ≈ {share:.0%} of its value from the English prompt")
 ch.check_close("the model's own loss (labels with −100) == the mean over the target positions", own_loss, target_ft, atol=1e-4)
 if not ch.fast:
-    ch.check("even a model trained on English finds the prompt much harder to predict than the target",
-             english_lm > 2 * target_ft, f"{english_lm:.2f} vs {target_ft:.2f} nats")
-    ch.check("after target-only fine-tuning the model no longer predicts English as well as after pretraining",
-             english_ft > english_lm, f"{english_ft:.2f} vs {english_lm:.2f} nats (uniform: ln |V| = {math.log(V):.2f})")
+    ch.check_value("even a model trained on English finds the prompt much harder to predict than the target (loss ratio)",
+                   english_lm / target_ft, low=2.0, detail=f"{english_lm:.2f} vs {target_ft:.2f} nats")
+    ch.check_value("after target-only fine-tuning the model no longer predicts English as well as after pretraining (extra nats)",
+                   english_ft - english_lm, low=0.0,
+                   detail=f"{english_ft:.2f} vs {english_lm:.2f} nats (uniform: ln |V| = {math.log(V):.2f})")
 
 # %% [markdown]
 # Who meets whom, in which city, is genuinely uncertain in English, and no amount of translation

@@ -257,7 +257,8 @@ for n in ("BERT-base", "GPT-2 small", "GPT-2 XL"):
     parts = formulas[n]
     print(f"  {n}: " + ", ".join(f"{k} {v / sum(parts.values()):.1%}" for k, v in parts.items() if v))
 share_ffn = formulas["BERT-base"]["feed-forward"] / (formulas["BERT-base"]["feed-forward"] + formulas["BERT-base"]["attention"])
-ch.check("feed-forward ≈ 2/3 of each layer's attention + feed-forward weights", abs(share_ffn - 2 / 3) < 1e-3, f"{share_ffn:.4f}")
+ch.check_value("feed-forward ≈ 2/3 of each layer's attention + feed-forward weights (share)", share_ffn,
+               low=2 / 3 - 1e-3, high=2 / 3 + 1e-3)
 
 # %% [markdown]
 # ## 3. Compute: FLOPs per token (每个 token 的计算量)
@@ -328,8 +329,8 @@ for name, c in list(GPT_SIZES.items()) + [("BERT-base", BERT_SIZES["BERT-base"])
         exact, attn = 3 * bert_forward_flops(c, 1, t) / t, 12 * c.num_hidden_layers * t * c.hidden_size
     flop_rows[name] = (n, exact)
     print(f"  {name:<14}{n / 1e6:>8.0f}M{6 * n / 1e9:>9.2f}G{exact / 1e9:>21.2f}G{attn / exact:>16.0%}")
-ch.check("6N is within 25% of the exact training FLOPs per token for every model here",
-         all(abs(6 * n - exact) / exact < 0.25 for n, exact in flop_rows.values()))
+ch.check_value("6N is within 25% of the exact training FLOPs per token for every model here (largest |6N − exact| / exact)",
+               max(abs(6 * n - exact) / exact for n, exact in flop_rows.values()), high=0.25)
 
 # %% [markdown]
 # For GPT-2, 6N is close because its token table is also the output layer, a real matrix product;

@@ -63,14 +63,15 @@ model = BertForSequenceClassification(config)
 steps = ch.steps(300, 10)
 finetune(model, tokenizer, "classify", encoded["train"], encoded["val"],
          TrainConfig(out_dir=str(ch.out / "run"), max_steps=steps, batch_size=32, lr=2e-3, min_lr=1e-4, warmup_steps=min(20, steps // 5),
-                     weight_decay=0.01, eval_interval=0, log_interval=50, checkpoint_interval=-1, progress=False, seed=0))
+                     weight_decay=0.01, eval_interval=0, log_interval=50, checkpoint_interval=-1, progress=False, seed=ch.seed_for(0)))
 model.eval()
 pred = predict_ids(model, encoded["test"], tokenizer.pad_id)
 accuracy = sum(p == e["label"] for p, e in zip(pred, encoded["test"])) / len(pred)
 print(f"  {sum(p.numel() for p in model.parameters()):,} parameters, {steps} steps; test accuracy {accuracy:.1%} "
       f"(labels {labels.labels})")
 if not ch.fast:
-    ch.check("the classifier beats a bag of words (68%) by far", accuracy > 0.85, f"test accuracy {accuracy:.1%}")
+    # low 0.75, not 0.85: over seeds 0-4 the test accuracy spreads from 0.85 to 1.00 (bench/README.md)
+    ch.check_value("the classifier beats a bag of words (68%) by far: test accuracy", accuracy, low=0.75)
 
 # the review we look into: "not" and "but" in it, short, and (in default mode) classified right
 POS = labels.encode("pos")
@@ -229,11 +230,13 @@ ig, delta = integrated_gradients(model, ids, x, content_baseline(x), target, M)
 occ = occlusion(model, ids, x, target)
 print(f"  f(x) − f(x') = {delta:.4f}; Σ IG (m={M}) = {float(ig.sum()):.4f}; Σ gradient × input = {float(grad_x_input.sum()):.4f}")
 ch.check("IG gives [CLS] and [SEP] nothing (their baseline is themselves)", float(ig[0]) == 0.0 and float(ig[-1]) == 0.0)
-ch.check("completeness: Σ_t IG_t ≈ f(x) − f(x') (m = 64)", abs(float(ig.sum()) - delta) <= 0.01 * float(ig.abs().sum()),
-         f"error {abs(float(ig.sum()) - delta):.1e}, Σ|IG| {float(ig.abs().sum()):.2f}")
+ch.check_value("completeness: Σ_t IG_t ≈ f(x) − f(x') (m = 64): |Σ IG − Δf| / Σ|IG|",
+               abs(float(ig.sum()) - delta) / float(ig.abs().sum()), high=0.01,
+               detail=f"error {abs(float(ig.sum()) - delta):.1e}, Σ|IG| {float(ig.abs().sum()):.2f}")
 ms = [2, 4, 8, 16, 32, 64, 128]
 errors = [abs(float(integrated_gradients(model, ids, x, content_baseline(x), target, m)[0].sum()) - delta) for m in ms]
-ch.check("the midpoint rule's error falls as m grows", errors[-1] < errors[1], " ".join(f"{e:.1e}" for e in errors))
+ch.check_value("the midpoint rule's error falls as m grows (error at m = 128 / at m = 4)", errors[-1] / errors[1], high=1.0,
+               detail=" ".join(f"{e:.1e}" for e in errors))
 x_lin0 = torch.zeros_like(x_lin)
 lin_ig = (x_lin - x_lin0) * w  # the path integral of a constant gradient
 ch.check_close("linear model: IG == gradient × input == w ⊙ x", lin_ig, w * x_lin, atol=1e-15)
@@ -304,9 +307,9 @@ for e in encoded["test"][:n_reviews]:
 mean_rho = {k: sum(v) / len(v) for k, v in rho.items()}
 print(f"  {n_reviews} test reviews, mean Spearman ρ: " + ", ".join(f"{k} {v:.2f}" for k, v in mean_rho.items()))
 if not ch.fast:
-    ch.check("IG ranks tokens much more like occlusion than attention does",
-             mean_rho["IG vs occlusion"] > mean_rho["attention vs occlusion"] + 0.15,
-             f"ρ {mean_rho['IG vs occlusion']:.2f} vs {mean_rho['attention vs occlusion']:.2f}")
+    ch.check_value("IG ranks tokens much more like occlusion than attention does (ρ IG vs occlusion − ρ attention vs occlusion)",
+                   mean_rho["IG vs occlusion"] - mean_rho["attention vs occlusion"], low=0.05,  # 0.12 … 0.53 over seeds 0-4
+                   detail=f"ρ {mean_rho['IG vs occlusion']:.2f} vs {mean_rho['attention vs occlusion']:.2f}")
 
 # %% [markdown]
 # ### 5.3 Scrambling the attention (Jain & Wallace 2019)
@@ -333,7 +336,7 @@ last = model.bert.encoder.layers[-1].self_attn
 scramble_set = encoded["test"][: ch.steps(len(encoded["test"]), 16)]
 changed = {}
 for mode in ("uniform", "permuted"):
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(ch.seed_for(0))
     flips = 0
     for e in scramble_set:
         r_ids = torch.tensor([e["input_ids"]])  # one review at a time: no padding to keep out of the permutation
@@ -348,9 +351,9 @@ for mode in ("uniform", "permuted"):
     changed[mode] = flips / len(scramble_set)
     print(f"  last-layer attention {mode}: {changed[mode]:.0%} of the predictions change")
 if not ch.fast:
-    ch.check("most predictions survive scrambled last-layer attention, some do not",
-             0.0 < changed["uniform"] < 0.5 and 0.0 < changed["permuted"] < 0.5,
-             f"uniform {changed['uniform']:.0%}, permuted {changed['permuted']:.0%}")
+    for mode in ("uniform", "permuted"):  # at least one prediction changes, fewer than half do
+        ch.check_value(f"most predictions survive scrambled last-layer attention, some do not ({mode}: fraction changed)",
+                       changed[mode], low=1 / len(scramble_set), high=0.5)
 
 # %% [markdown]
 # What this shows, and its limits:

@@ -14,6 +14,7 @@ from typing import Sequence
 
 from minitransformer.cli import CLIError, add_dataclass_args
 from minitransformer.data import DATA_DIR
+from minitransformer.data.loaders import FORMATS, QUOTINGS
 from minitransformer.trainer import TRAIN_HELP, NonFiniteLossError, TrainConfig
 
 from .config import BertConfig
@@ -54,6 +55,17 @@ def add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab-size", type=int, default=2000, help="sentencepiece vocabulary bound (default: 2000)")
 
 
+def add_file_args(parser: argparse.ArgumentParser) -> None:
+    """--format, --quoting, --encoding: how the labelled files are read (minitransformer.data.load_classification)."""
+    parser.add_argument("--format", choices=FORMATS, default=None,
+                        help="classification file format (default: from the suffix: .tsv/.txt tsv, .csv csv, "
+                             ".jsonl/.json jsonl)")
+    parser.add_argument("--quoting", choices=QUOTINGS, default="csv",
+                        help="TSV/CSV quotes: 'csv' as Python's csv module reads them, 'none' = quotes are plain text "
+                             "(default: csv)")
+    parser.add_argument("--encoding", default="utf-8", help="text encoding of the data files (default: utf-8)")
+
+
 def model_config_from_args(args, vocab_size: int, pad_id: int, **extra) -> BertConfig:
     return BertConfig(vocab_size=vocab_size, hidden_size=args.hidden_size, num_hidden_layers=args.num_hidden_layers,
                       num_attention_heads=args.num_attention_heads, intermediate_size=args.intermediate_size,
@@ -89,8 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     fin.add_argument("--val-fraction", type=float, default=0.1, help="held out of --train without --val (default: 0.1)")
     fin.add_argument("--text-column", default="text", help="classification text column (name or index; default: text)")
     fin.add_argument("--label-column", default="label", help="classification label column (default: label)")
-    fin.add_argument("--quoting", choices=("csv", "none"), default="csv",
-                     help="TSV/CSV quotes: 'csv' as Python's csv module reads them, 'none' = quotes are plain text")
+    add_file_args(fin)
     init = fin.add_mutually_exclusive_group(required=True)
     init.add_argument("--init", metavar="DIR|random",
                       help="a minibert checkpoint (a run folder or its checkpoint/), or 'random' for no pretraining")
@@ -112,11 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--task", choices=("classify", "ner"), help="default: the task saved in the checkpoint")
     ev.add_argument("--predictions", metavar="FILE", help="write predictions here (.tsv, or .jsonl)")
     ev.add_argument("--confusion-matrix", metavar="PNG", help="classification: save the confusion matrix here")
-    ev.add_argument("--text-column", default="text")
-    ev.add_argument("--label-column", default="label")
-    ev.add_argument("--quoting", choices=("csv", "none"), default="csv")
-    ev.add_argument("--max-len", type=int, default=128)
-    ev.add_argument("--batch-size", type=int, default=64)
+    ev.add_argument("--text-column", default="text", help="classification text column (name or index; default: text)")
+    ev.add_argument("--label-column", default="label", help="classification label column (default: label)")
+    add_file_args(ev)
+    ev.add_argument("--max-len", type=int, default=None,
+                    help="tokens per example, [CLS] and [SEP] included (default: the max_len the checkpoint was "
+                         "fine-tuned with, saved in its config.json; 128 if it has none)")
+    ev.add_argument("--batch-size", type=int, default=64, help="examples per forward pass (default: 64)")
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     return parser
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 from pathlib import Path
 
@@ -9,17 +10,20 @@ from minitransformer.checkpoint import seed_everything
 from minitransformer.cli import dataclass_from_args
 from minitransformer.data import (BERT_SPECIALS, CharTokenizer, SentencePieceTokenizer, load_classification, load_conll,
                                   load_documents, load_tokenizer, split_dataset)
+from minitransformer.data.loaders import with_cli_hints
 from minitransformer.distributed import resolve_device
 from minitransformer.trainer import TrainConfig, Trainer
 
 from .config import BertConfig
 from .evaluate import evaluate
 from .cli import model_config_from_args
-from .finetune import TASKS, encode_task, finetune, label_vocab, steps_for, task_labels
+from .finetune import TASKS, encode_task, finetune, label_vocab, steps_for, task_labels, warn_unk_rate
 from .heads import BertForPreTraining
-from .hf import checkpoint_dir, load_tokenizer_from, read_config_json
+from .hf import check_bert_folder, checkpoint_dir, load_tokenizer_from, read_config_json, saved_max_len
 from .pretraining import PretrainingData, chance_levels, documents_from_text, pretraining_loss, tokenize_documents
 from .wordpiece import WordPieceTokenizer
+
+logger = logging.getLogger("minibert")
 
 
 # ----------------------------------------------------------------------------- tokenizers
@@ -81,6 +85,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     if config.resume and (ckpt / "config.json").is_file():
         tokenizer, model = load_tokenizer_from(ckpt), BertForPreTraining(read_config_json(ckpt))
     elif args.init_hf:
+        check_bert_folder(args.init_hf, "--init-hf")
         tokenizer = check_bert_tokenizer(load_tokenizer_from(args.init_hf))
         model = BertForPreTraining.from_pretrained(args.init_hf)
     else:
@@ -122,15 +127,39 @@ def pretraining_summary(history: list[dict], vocab_size: int, where) -> str:
 # ----------------------------------------------------------------------------- finetune
 
 
-def load_task_items(task: str, path, text_column="text", label_column="label", quoting="csv") -> list:
-    """Examples (classification: TSV/CSV/JSONL) or TaggedSentences (NER: CoNLL); never empty."""
+# the loaders' advice in flag form: a CLI user has --format, --quoting, --encoding, not format=...
+CLI_HINTS = {"format": "pass --format tsv, csv or jsonl", "quoting": "pass --quoting none",
+             "encoding": "pass --encoding (for example --encoding latin-1)"}
+DEFAULT_MAX_LEN = 128
+
+
+def load_task_items(task: str, path, text_column="text", label_column="label", quoting="csv", fmt=None,
+                    encoding="utf-8") -> list:
+    """Examples (classification: TSV/CSV/JSONL, ``fmt`` or the suffix) or TaggedSentences (NER:
+    CoNLL); never empty. Loader errors name the CLI flags (--format, --quoting, --encoding)."""
     cols = {}
     for name, value in (("text_column", text_column), ("label_column", label_column)):
         cols[name] = int(value) if str(value).isdigit() else value
-    items = load_classification(path, quoting=quoting, **cols) if task == "classify" else load_conll(path)
+    if fmt is not None and task != "classify":
+        raise ValueError(f"--format: applies to classification files (tsv, csv, jsonl); --task {task} reads CoNLL, "
+                         f"received --format {fmt}")
+    try:
+        if task == "classify":
+            items = load_classification(path, quoting=quoting, format=fmt, encoding=encoding, **cols)
+        else:
+            items = load_conll(path, encoding=encoding)
+    except ValueError as e:
+        raise ValueError(with_cli_hints(str(e), CLI_HINTS)) from None
     if not items:
         raise ValueError(f"{path}: expected at least one example, received an empty dataset")
     return items
+
+
+def check_max_len(value: int | None) -> int | None:
+    """--max-len must leave room for [CLS] and [SEP]."""
+    if value is not None and value < 2:
+        raise ValueError(f"--max-len: expected an integer >= 2 ([CLS] and [SEP]), received {value}")
+    return value
 
 
 def build_model(task: str, args, train_items, labels):
@@ -140,6 +169,7 @@ def build_model(task: str, args, train_items, labels):
     extra = dict(id2label=id2label, task=task, architectures=[cls.__name__])
     if args.init_hf or (args.init and args.init != "random"):
         source = Path(args.init_hf) if args.init_hf else checkpoint_dir(args.init)
+        check_bert_folder(source, "--init-hf" if args.init_hf else "--init")
         tokenizer = check_bert_tokenizer(load_tokenizer_from(source))
         return cls.from_pretrained(source, **extra), tokenizer
     texts = [ex.text for ex in train_items] if task == "classify" else [" ".join(s.tokens) for s in train_items]
@@ -148,7 +178,8 @@ def build_model(task: str, args, train_items, labels):
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    cols = (args.text_column, args.label_column, args.quoting)
+    check_max_len(args.max_len)
+    cols = (args.text_column, args.label_column, args.quoting, args.format, args.encoding)
     train = load_task_items(args.task, args.train, *cols)
     if args.val:
         val = load_task_items(args.task, args.val, *cols)
@@ -163,6 +194,9 @@ def run_finetune(args: argparse.Namespace) -> int:
     max_len = min(args.max_len, model.config.max_position_embeddings)
     enc_train = encode_task(args.task, train, tokenizer, labels, max_len)
     enc_val = encode_task(args.task, val, tokenizer, labels, max_len)
+    warn_unk_rate(enc_train, tokenizer, args.train)
+    if args.val:
+        warn_unk_rate(enc_val, tokenizer, args.val)
     per_epoch = steps_for(len(enc_train), args.batch_size, 1.0)
     max_steps = args.max_steps or steps_for(len(enc_train), args.batch_size, args.epochs)
     config = dataclass_from_args(
@@ -170,7 +204,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup_steps if args.warmup_steps >= 0 else max_steps // 10,
         eval_interval=args.eval_interval or per_epoch,
         eval_steps=args.eval_steps or math.ceil(len(enc_val) / args.batch_size))
-    trainer = finetune(model, tokenizer, args.task, enc_train, enc_val, config, freeze=args.freeze_encoder)
+    trainer = finetune(model, tokenizer, args.task, enc_train, enc_val, config, freeze=args.freeze_encoder, max_len=max_len)
     if not trainer.ctx.is_main:
         return 0
     out = Path(config.out_dir)
@@ -182,7 +216,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         res = evaluate(trainer.raw_model, tokenizer, args.task, items, max_len, source=path,
                        predictions=out / f"predictions_{split}.tsv",
                        confusion_png=out / f"confusion_{split}.png" if args.task == "classify" else None,
-                       device=trainer.ctx.device)
+                       device=trainer.ctx.device, unk_warning=split == "test")  # train and val were measured above
         print(f"== {split} ({len(items)} examples, {path})\n{res['text']}", flush=True)
     print(f"checkpoint: {trainer.checkpoint_dir}", flush=True)
     return 0
@@ -191,19 +225,34 @@ def run_finetune(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- evaluate
 
 
+def evaluation_max_len(requested: int | None, config) -> tuple[int, str]:
+    """The max_len to evaluate at and where it came from: --max-len when given, else the one saved
+    in the checkpoint's config.json by fine-tuning, else 128; never past the position table."""
+    if check_max_len(requested) is not None:
+        value, origin = requested, "--max-len"
+    elif saved_max_len(config) is not None:
+        value, origin = saved_max_len(config), "saved with the checkpoint"
+    else:
+        value, origin = DEFAULT_MAX_LEN, "default; the checkpoint saved none"
+    return min(value, config.max_position_embeddings), origin
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     path = checkpoint_dir(args.checkpoint)
-    config = read_config_json(path)
+    config = check_bert_folder(path, "--checkpoint")
     task = args.task or config.task
     if task not in TASKS:
         raise ValueError(f"{path}: no task in config.json; expected --task classify or --task ner")
+    max_len, origin = evaluation_max_len(args.max_len, config)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size: expected a positive integer, received {args.batch_size}")
     model = TASKS[task].from_pretrained(path)
     device = resolve_device(args.device)
     model.to(device)
     tokenizer = load_tokenizer_from(path)
-    items = load_task_items(task, args.data, args.text_column, args.label_column, args.quoting)
-    res = evaluate(model, tokenizer, task, items, min(args.max_len, config.max_position_embeddings), source=args.data,
-                   batch_size=args.batch_size, predictions=args.predictions, confusion_png=args.confusion_matrix,
-                   device=device)
+    items = load_task_items(task, args.data, args.text_column, args.label_column, args.quoting, args.format, args.encoding)
+    logger.info("evaluating at max_len %d (%s)", max_len, origin)
+    res = evaluate(model, tokenizer, task, items, max_len, source=args.data, batch_size=args.batch_size,
+                   predictions=args.predictions, confusion_png=args.confusion_matrix, device=device)
     print(res["text"], flush=True)
     return 0

@@ -24,7 +24,7 @@ from minitransformer.data import LabelVocab
 from minitransformer.metrics import (Report, accuracy, confusion_matrix, entity_prf, format_report, plot_confusion_matrix,
                                      precision_recall_f1)
 
-from .finetune import check_task, collate, encode_task, task_labels
+from .finetune import check_task, collate, encode_task, task_labels, unk_rate, warn_unk_rate
 
 F1_NOTE = "F1 = 2PR/(P+R): the harmonic mean of precision (精确率) and recall (召回率) — not of accuracy (准确率)"
 
@@ -101,17 +101,23 @@ def check_eval_labels(task: str, items: Sequence, id2label: dict[int, str], sour
 
 
 def evaluate(model, tokenizer, task: str, items: Sequence, max_len: int, source="data", batch_size: int = 64,
-             predictions=None, confusion_png=None, device="cpu") -> dict:
+             predictions=None, confusion_png=None, device="cpu", unk_warning: bool = True) -> dict:
     """Predict ``items`` (Examples or TaggedSentences) and score them. Writes the predictions
-    (TSV/JSONL) and, for classification, the confusion matrix PNG when paths are given.
-    Returns {"task", "accuracy" (classify), "report": Report, "text": printable summary}."""
+    (TSV/JSONL) and, for classification, the confusion matrix PNG when paths are given (titled
+    with the file name of ``source``). ``unk_warning``: log a warning when more than 5% of the
+    tokens are [UNK] (:func:`minibert.finetune.warn_unk_rate`).
+    Returns {"task", "accuracy" (classify), "report": Report, "unk_rate", "text": printable summary}."""
     check_task(task)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, received {batch_size!r}")
     id2label = model.config.id2label
     if not id2label:
         raise ValueError("model: expected a fine-tuned checkpoint with id2label in its config.json")
     check_eval_labels(task, items, id2label, source)
     vocab = _IdVocab(id2label)
     encoded = encode_task(task, items, tokenizer, vocab, max_len)
+    rate = (warn_unk_rate(encoded, tokenizer, source) if unk_warning
+            else unk_rate(encoded, tokenizer.unk_id, [tokenizer.pad_id] if tokenizer.pad_id is not None else []))
     pred = predict_ids(model, encoded, tokenizer.pad_id, batch_size, device)
     labels = [id2label[i] for i in range(len(id2label))]
     if task == "classify":
@@ -119,7 +125,8 @@ def evaluate(model, tokenizer, task: str, items: Sequence, max_len: int, source=
         scores = classification_scores(gold, guess, labels)
         rows = [{"text": ex.text, "gold": g, "pred": p} for ex, g, p in zip(items, gold, guess)]
         if confusion_png:
-            plot_confusion_matrix(scores["confusion"], labels, confusion_png, title=f"{source}: confusion matrix")
+            plot_confusion_matrix(scores["confusion"], labels, confusion_png,
+                                  title=f"{Path(str(source)).name or source}: confusion matrix")
         result = {"task": task, "accuracy": scores["accuracy"], "report": scores["report"],
                   "confusion": scores["confusion"], "text": format_classification(scores)}
     else:
@@ -128,6 +135,7 @@ def evaluate(model, tokenizer, task: str, items: Sequence, max_len: int, source=
         rows = [{"sentence": i, "token": tok, "gold": g, "pred": p}
                 for i, (s, tags) in enumerate(zip(items, guess)) for tok, g, p in zip(s.tokens, s.tags, tags)]
         result = {"task": task, "report": report, "text": format_ner(report)}
+    result["unk_rate"] = rate
     if predictions:
         write_predictions(predictions, rows)
     return result

@@ -8,17 +8,27 @@ padding get -100 too. Prediction reads the tag at each word's first subword.
 Truncation: a text keeps its first ``max_len - 2`` tokens ([CLS] text [SEP]); for NER, words
 whose first subword falls past that limit are not seen by the model and are predicted "O".
 
+Evaluation during training scores every validation example exactly once per evaluation (an
+unshuffled pass, the last batch short; the accuracy is a mean per example), so the last logged
+validation accuracy is the one ``minibert.evaluate`` reports on the same model. The checkpoint's
+config.json records the ``max_len`` the model was trained with; ``python -m minibert evaluate``
+uses it by default.
+
+[UNK] rate: a vocabulary that does not cover the data (an English WordPiece vocabulary on Chinese
+text) turns much of it into [UNK]; :func:`warn_unk_rate` logs the share when it passes 5%.
+
 Linear probe (``freeze_encoder``): the whole BertModel (embeddings, encoder, pooler) is frozen and
 only the new classifier learns — a measure of what the pretrained features already hold.
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Sequence
 
 import torch
 
-from minitransformer.batches import by_split, epoch_batches
+from minitransformer.batches import by_split, epoch_batches, sequential_batches
 from minitransformer.data import Example, LabelVocab, TaggedSentence
 from minitransformer.trainer import TrainConfig, Trainer
 
@@ -26,6 +36,8 @@ from .heads import IGNORE_INDEX, BertForSequenceClassification, BertForTokenClas
 from .pretraining import build_single_inputs, pad_rows
 
 TASKS = {"classify": BertForSequenceClassification, "ner": BertForTokenClassification}
+UNK_WARN_RATE = 0.05  # warn when more than this share of the text's tokens is [UNK]
+logger = logging.getLogger("minibert")
 
 
 def check_task(task: str) -> str:
@@ -108,6 +120,32 @@ def collate(items: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return batch
 
 
+def unk_rate(encoded: Sequence[dict], unk_id: int, specials: Sequence[int] = ()) -> float:
+    """Share of the text tokens that are [UNK]: ``#(id == unk_id) / #tokens`` over every example's
+    ``input_ids`` without its first and last position ([CLS] and [SEP]) and without ``specials``
+    (e.g. [PAD]). Counts what the model sees, after truncation; 0.0 when there are no text tokens."""
+    skip = set(specials)
+    unk = total = 0
+    for item in encoded:
+        for token in item["input_ids"][1:-1]:
+            if token in skip:
+                continue
+            total += 1
+            unk += token == unk_id
+    return unk / total if total else 0.0
+
+
+def warn_unk_rate(encoded: Sequence[dict], tokenizer, source, threshold: float = UNK_WARN_RATE) -> float:
+    """Measure :func:`unk_rate` of ``encoded`` and log a warning naming ``source`` when it exceeds
+    ``threshold``: the tokenizer's vocabulary does not cover this text. Returns the rate."""
+    rate = unk_rate(encoded, tokenizer.unk_id, [tokenizer.pad_id] if tokenizer.pad_id is not None else [])
+    if rate > threshold:
+        logger.warning("%s: %.1f%% of the tokens are [UNK] (above %.0f%%): the tokenizer's vocabulary does not cover "
+                       "this text (e.g. an English vocabulary on Chinese), so the model sees little of it; use a "
+                       "tokenizer trained on such text", source, 100 * rate, 100 * threshold)
+    return rate
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -135,20 +173,30 @@ def steps_for(n_examples: int, batch_size: int, epochs: float) -> int:
 
 
 def finetune(model, tokenizer, task: str, train: Sequence[dict], val: Sequence[dict], config: TrainConfig,
-             freeze: bool = False) -> Trainer:
+             freeze: bool = False, max_len: int | None = None) -> Trainer:
     """Train ``model`` (a BertFor* head) on encoded examples with the shared Trainer; the
-    checkpoint (config.json with id2label and task, weights, tokenizer) goes to config.out_dir."""
+    checkpoint (config.json with id2label and task, and ``max_len`` when given: the length the
+    examples were encoded at; weights, tokenizer) goes to config.out_dir.
+
+    Training batches walk the shuffled training set epoch by epoch; each evaluation scores the
+    first ``config.eval_steps`` batches of the validation set in order, at most one pass
+    (``ceil(len(val) / batch_size)`` batches, the last one short), each example once."""
     check_task(task)
     if not train or not val:
         raise ValueError(f"expected non-empty training and validation sets, received {len(train)} and {len(val)} examples")
+    if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2):
+        raise ValueError(f"max_len: expected an integer >= 2 ([CLS] and [SEP]), received {max_len!r}")
     if freeze:
         freeze_encoder(model)
     pad = tokenizer.pad_id
     get_batch = by_split(
         train=epoch_batches(len(train), config.batch_size, config.seed, lambda idx: collate([train[i] for i in idx], pad)),
-        val=epoch_batches(len(val), config.batch_size, config.seed, lambda idx: collate([val[i] for i in idx], pad)),
+        val=sequential_batches(len(val), config.batch_size, lambda idx: collate([val[i] for i in idx], pad)),
     )
-    trainer = Trainer(model, config, get_batch, loss_fn=classification_loss, model_config=model.config.to_dict(),
+    model_config = model.config.to_dict()
+    if max_len is not None:
+        model_config["max_len"] = max_len
+    trainer = Trainer(model, config, get_batch, loss_fn=classification_loss, model_config=model_config,
                       tokenizer=tokenizer)
     trainer.fit()
     return trainer

@@ -89,9 +89,61 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     raise FileNotFoundError(f"{path}: expected model.safetensors or pytorch_model.bin, found neither")
 
 
+# keys minibert's fine-tuning writes into config.json beside BertConfig's fields; kept in
+# BertConfig.extra (so they survive a reload and a re-save) without the unknown-key note
+MINIBERT_KEYS = ("max_len",)
+BERT_FOLDER = "a BERT checkpoint folder (config.json with model_type 'bert', model.safetensors or pytorch_model.bin, vocab.txt)"
+
+
+def config_from_dict(d: dict, source="config.json") -> BertConfig:
+    """BertConfig from a config.json dict; ValueError naming ``source`` (the file) when it is not a
+    BERT config, e.g. ``model_type: 'gpt2'``. :data:`MINIBERT_KEYS` go to ``extra`` silently."""
+    model_type = d.get("model_type", "bert")
+    if model_type != "bert":
+        raise ValueError(f"{source}: model_type is {model_type!r}, not 'bert'; expected {BERT_FOLDER}")
+    kept = {k: d[k] for k in MINIBERT_KEYS if k in d}
+    try:
+        config = BertConfig.from_dict({k: v for k, v in d.items() if k not in kept})
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
+    config.extra.update(kept)
+    return config
+
+
 def read_config_json(path: Path) -> BertConfig:
-    """BertConfig from ``path/config.json`` (a transformers or minibert config)."""
-    return BertConfig.from_dict(read_json_object(path / "config.json", f"{path}: no config.json -- not a BERT checkpoint directory"))
+    """BertConfig from ``path/config.json`` (a transformers or minibert config). ValueError naming
+    the file when it is not BERT's (another model_type, say 'gpt2')."""
+    file = Path(path) / "config.json"
+    return config_from_dict(read_json_object(file, f"{path}: no config.json -- not a BERT checkpoint directory"), file)
+
+
+def saved_max_len(config: BertConfig) -> int | None:
+    """The ``max_len`` a fine-tuned checkpoint was trained with (from its config.json), or None."""
+    value = config.extra.get("max_len")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ValueError(f"config.json: max_len: expected an integer >= 2, received {value!r}")
+    return value
+
+
+def check_bert_folder(path, flag: str = "folder") -> BertConfig:
+    """Check that ``path`` is a BERT checkpoint folder before loading anything from it: it exists,
+    has a config.json of model_type 'bert', weights, and a tokenizer (vocab.txt, or minibert's
+    tokenizer/). ValueError naming the folder and the missing or wrong file; ``flag`` (e.g.
+    '--init-hf') says where the folder came from. Returns its BertConfig."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"{flag} {path}: no such folder; expected {BERT_FOLDER}")
+    if not (path / "config.json").is_file():
+        raise ValueError(f"{flag} {path}: no config.json in the folder; expected {BERT_FOLDER}")
+    config = read_config_json(path)
+    if not any((path / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
+        raise ValueError(f"{flag} {path}: no model.safetensors or pytorch_model.bin in the folder; expected {BERT_FOLDER}")
+    if not (path / "tokenizer").is_dir() and not (path / "vocab.txt").is_file():
+        raise ValueError(f"{flag} {path}: no vocab.txt in the folder (nor a minibert tokenizer/ folder); expected "
+                         f"{BERT_FOLDER}")
+    return config
 
 
 def _is_optional(key: str) -> bool:
@@ -150,7 +202,7 @@ def from_pretrained(cls, path, config: BertConfig | None = None, **overrides):
         raise FileNotFoundError(f"{path}: expected a checkpoint directory")
     config = config or read_config_json(path)
     if overrides:
-        config = BertConfig.from_dict({**config.to_dict(), **overrides})
+        config = config_from_dict({**config.to_dict(), **overrides}, path / "config.json")
     check_vocab_size(path, config)
     sd = convert_state_dict(read_weights(path))
     emb = sd.get("bert.embeddings.word_embeddings.weight")
@@ -193,4 +245,5 @@ def load_tokenizer_from(path):
         if (path / "tokenizer_config.json").is_file():
             lower = bool(json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")).get("do_lower_case", True))
         return WordPieceTokenizer.from_file(path / "vocab.txt", do_lower_case=lower)
-    raise FileNotFoundError(f"{path}: expected a tokenizer/ folder (minibert) or a vocab.txt (Hugging Face), found neither")
+    raise ValueError(f"{path}: no vocab.txt (Hugging Face) nor tokenizer/ folder (minibert) in the folder; expected the "
+                     f"tokenizer saved with the checkpoint")

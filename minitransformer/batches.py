@@ -4,10 +4,15 @@ The Trainer asks ``get_batch(split, index)`` for global micro-batch ``index`` (t
 ``index = step * grad_accum + micro``; evaluation: ``0 .. eval_steps-1``). Because the answer
 depends on nothing else, the data position of a run is just its step, a resumed run continues
 the stream exactly, and every DDP rank can compute the same global batch and keep its own rows.
+
+A finite get_batch (:func:`sequential_batches`, for validation sets of examples) carries
+``num_batches``: the Trainer then evaluates at most that many batches, so each example is scored
+exactly once. :func:`num_batches` reads it (through :func:`by_split` too).
 """
 from __future__ import annotations
 
 import hashlib
+import math
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
@@ -90,12 +95,44 @@ def epoch_batches(n_examples: int, batch_size: int, seed: int, collate: Callable
     return get_batch
 
 
+def sequential_batches(n_examples: int, batch_size: int, collate: Callable[[list[int]], dict]) -> GetBatch:
+    """get_batch that walks examples ``0 .. n_examples-1`` once, in order, without shuffling or
+    wrapping (evaluation): batch ``index`` is ``collate([index*B, ..., min((index+1)*B, n) - 1])``,
+    so there are ``ceil(n / B)`` batches and the last one is short when B does not divide n.
+    The function's ``num_batches`` attribute holds that count; an index past it is a ValueError.
+    Every split asked for walks the same examples (use one per split with :func:`by_split`)."""
+    if n_examples < 1 or batch_size < 1:
+        raise ValueError(f"expected n_examples >= 1 and batch_size >= 1, received {n_examples} and {batch_size}")
+    count = math.ceil(n_examples / batch_size)
+
+    def get_batch(split: str, index: int) -> dict:
+        if not 0 <= index < count:
+            raise ValueError(f"index: expected 0 <= index < {count} ({n_examples} examples in batches of {batch_size}), "
+                             f"received {index}")
+        start = index * batch_size
+        return collate(list(range(start, min(start + batch_size, n_examples))))
+
+    get_batch.num_batches = count
+    return get_batch
+
+
+def num_batches(get_batch: GetBatch, split: str) -> int | None:
+    """How many batches ``split`` of ``get_batch`` holds: its ``num_batches`` attribute (an int, or
+    a {split: int} mapping as :func:`by_split` builds), or None for an endless stream."""
+    count = getattr(get_batch, "num_batches", None)
+    if isinstance(count, Mapping):
+        count = count.get(split)
+    return count
+
+
 def by_split(**get_batches: GetBatch) -> GetBatch:
-    """One get_batch from one per split: ``by_split(train=..., val=...)``."""
+    """One get_batch from one per split: ``by_split(train=..., val=...)``. Its ``num_batches`` maps
+    each finite split (see :func:`sequential_batches`) to its batch count."""
 
     def get_batch(split: str, index: int):
         if split not in get_batches:
             raise ValueError(f"split: expected one of {', '.join(get_batches)}, received {split!r}")
         return get_batches[split](split, index)
 
+    get_batch.num_batches = {split: n for split, gb in get_batches.items() if (n := num_batches(gb, split)) is not None}
     return get_batch

@@ -175,11 +175,42 @@ def classification_report(y_true, y_pred, labels=None, digits: int = 4) -> str:
     return format_report(precision_recall_f1(y_true, y_pred, labels), digits)
 
 
-def plot_confusion_matrix(cm, labels, path, normalize: bool = False, title: str = "Confusion matrix") -> Path:
-    """Save the confusion matrix as a PNG at ``path`` (rows = true, columns = predicted), each cell
-    annotated. ``normalize=True`` divides each row by its sum, so the diagonal is each class's
-    recall (an all-zero row stays 0). Uses matplotlib's Agg canvas directly, never pyplot, so the
-    global backend is untouched. Returns the path."""
+def _title_lines(title: str, width: int, max_lines: int) -> str:
+    """``title`` wrapped at ``width`` characters (long words such as paths are broken too); when
+    that takes more than ``max_lines`` lines, the middle is cut out and replaced by '…'."""
+    import textwrap
+
+    lines = textwrap.wrap(title, width, break_long_words=True, break_on_hyphens=False) or [""]
+    if len(lines) > max_lines:
+        keep = max(1, width * max_lines - 1)
+        head = keep // 2
+        title = title[:head] + "…" + title[len(title) - (keep - head):]
+        lines = textwrap.wrap(title, width, break_long_words=True, break_on_hyphens=False)[:max_lines]
+    return "\n".join(lines)
+
+
+def fit_title(fig, ax, title: str, max_lines: int = 3, margin: float = 2.0) -> str:
+    """Set ``ax``'s title so that it lies inside ``fig``: wrapped into lines (a long path is broken,
+    at most ``max_lines`` of them, the middle elided past that) as wide as the figure allows, the
+    layout tightened around it. Measures the drawn text with the figure's renderer; returns the
+    title as set."""
+    renderer = fig.canvas.get_renderer()
+    inside = fig.bbox.x0 + margin, fig.bbox.x1 - margin
+    em = ax.title.get_fontsize() * fig.dpi / 72  # pixels per em; a character is ~0.6 em wide
+    width = max(8, min(len(title), int((inside[1] - inside[0]) / (0.6 * em)) + 2))
+    while True:
+        text = _title_lines(title, width, max_lines)
+        ax.set_title(text)
+        fig.tight_layout()
+        box = ax.title.get_window_extent(renderer)
+        if (box.x0 >= inside[0] and box.x1 <= inside[1] and box.y1 <= fig.bbox.y1) or width <= 8:
+            return text
+        width = max(8, min(width - 1, int(width * 0.85)))
+
+
+def confusion_figure(cm, labels, normalize: bool = False, title: str = "Confusion matrix"):
+    """The matplotlib Figure of :func:`plot_confusion_matrix` (Agg canvas, no pyplot): rows = true,
+    columns = predicted, each cell annotated, the title wrapped to fit (:func:`fit_title`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -194,7 +225,7 @@ def plot_confusion_matrix(cm, labels, path, normalize: bool = False, title: str 
         sums = values.sum(axis=1, keepdims=True)
         values = np.divide(values, sums, out=np.zeros_like(values), where=sums > 0)
     n = len(labels)
-    fig = Figure(figsize=(2.5 + 0.6 * n, 2.0 + 0.6 * n))
+    fig = Figure(figsize=(2.5 + 0.6 * n, 2.0 + 0.6 * n), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     im = ax.imshow(values, cmap="Blues", vmin=0)
@@ -203,13 +234,22 @@ def plot_confusion_matrix(cm, labels, path, normalize: bool = False, title: str 
     ax.set_yticks(range(n), labels=labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
     top = values.max() if values.size else 0.0
     for i in range(n):
         for j in range(n):
             text = f"{values[i, j]:.2f}" if normalize else f"{int(cm[i, j])}"
             ax.text(j, i, text, ha="center", va="center", color="white" if values[i, j] > top / 2 else "black")
-    fig.tight_layout()
+    fit_title(fig, ax, str(title))
+    return fig
+
+
+def plot_confusion_matrix(cm, labels, path, normalize: bool = False, title: str = "Confusion matrix") -> Path:
+    """Save the confusion matrix as a PNG at ``path`` (rows = true, columns = predicted), each cell
+    annotated. ``normalize=True`` divides each row by its sum, so the diagonal is each class's
+    recall (an all-zero row stays 0). A long title (a file path) is wrapped to stay inside the
+    figure. Uses matplotlib's Agg canvas directly, never pyplot, so the global backend is
+    untouched. Returns the path."""
+    fig = confusion_figure(cm, labels, normalize, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=100)

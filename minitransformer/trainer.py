@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from .checkpoint import (capture_rng_state, config_to_dict, load_checkpoint, load_trainer_state, restore_rng_state,
                          save_checkpoint, seed_everything, unwrap_model)
-from .batches import GetBatch, by_split, epoch_batches, random_window_batches  # noqa: F401 (re-exported)
+from .batches import (GetBatch, by_split, epoch_batches, num_batches, random_window_batches,  # noqa: F401 (re-exported)
+                      sequential_batches)
 from .checks import check_divisible
 from .distributed import (DEVICE_CHOICES, all_reduce_mean, autocast_context, barrier, gather_to_main, setup_distributed,
                           shard_batch, wrap_ddp)
@@ -146,10 +147,15 @@ class Trainer:
     get_batch(split, index) -> dict of tensors: the *global* micro-batch number ``index`` of
         ``split`` (``config.batch_size`` rows), a pure function of its arguments. Training uses
         ``index = step * grad_accum + micro``, evaluation ``index = 0 .. eval_steps-1`` (the same
-        batches at every evaluation). Under DDP rank r keeps rows [r*B/W, (r+1)*B/W) of each tensor.
-        See :func:`random_window_batches`, :func:`epoch_batches`, :func:`by_split`.
+        batches at every evaluation), capped at the split's ``num_batches`` when it has one
+        (:func:`sequential_batches`: every example scored once, the last batch may be short).
+        Under DDP rank r keeps rows [r*B/W, (r+1)*B/W) of each tensor (an evaluation batch whose
+        rows W does not divide is scored whole on every rank).
+        See :func:`random_window_batches`, :func:`epoch_batches`, :func:`sequential_batches`, :func:`by_split`.
     loss_fn(model, batch) -> (scalar loss tensor, {name: float}): default :func:`default_loss_fn`.
-        The loss must be a mean over the batch; extra metrics are averaged like the loss.
+        The loss must be a mean over the batch; extra metrics are averaged like the loss. At
+        evaluation each batch counts by its number of rows, so a short last batch weighs less and
+        the result is the mean per row (per example), not per batch.
         tokens/s counts the elements of ``batch["input_ids"]``.
     model_config: saved as ``config.json``; default ``model.config`` (a dataclass, a dict, or an
         object with ``to_dict()``).
@@ -182,19 +188,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ data and one step
 
-    def _batch(self, split: str, index: int) -> tuple[dict[str, Any], int]:
-        """This rank's rows of global micro-batch ``index``, on the device; plus the global token count."""
+    def _batch(self, split: str, index: int) -> tuple[dict[str, Any], int, int]:
+        """This rank's rows of global micro-batch ``index``, on the device; plus the global token
+        count and the global row count. Training batches must have ``batch_size`` rows; an
+        evaluation batch may be shorter, and is kept whole on every rank when the world size does
+        not divide its rows."""
         batch = self.get_batch(split, index)
         if not isinstance(batch, Mapping):
             raise ValueError(f"get_batch: expected a dict of tensors, received {type(batch).__name__}")
         ids = batch.get("input_ids")
-        if split == "train":
-            rows = next((v.shape[0] for v in batch.values() if isinstance(v, torch.Tensor) and v.dim() > 0), None)
-            if rows != self.config.batch_size:
-                raise ValueError(f"get_batch: expected batches of batch_size={self.config.batch_size} rows, received {rows}")
+        rows = next((v.shape[0] for v in batch.values() if isinstance(v, torch.Tensor) and v.dim() > 0), None)
+        if split == "train" and rows != self.config.batch_size:
+            raise ValueError(f"get_batch: expected batches of batch_size={self.config.batch_size} rows, received {rows}")
         n_tokens = ids.numel() if isinstance(ids, torch.Tensor) else 0
-        mine = shard_batch(dict(batch), self.ctx.rank, self.ctx.world_size)
-        return {k: v.to(self.ctx.device) if isinstance(v, torch.Tensor) else v for k, v in mine.items()}, n_tokens
+        whole = split != "train" and rows is not None and rows % self.ctx.world_size != 0
+        mine = dict(batch) if whole else shard_batch(dict(batch), self.ctx.rank, self.ctx.world_size)
+        return {k: v.to(self.ctx.device) if isinstance(v, torch.Tensor) else v for k, v in mine.items()}, n_tokens, rows or 1
 
     def _loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         with self.autocast():
@@ -216,7 +225,7 @@ class Trainer:
         self.model.train()
         loss_sum, metric_sums, n_tokens = torch.zeros((), device=self.ctx.device), {}, 0
         for micro in range(k_steps):
-            batch, n = self._batch("train", step * k_steps + micro)
+            batch, n, _ = self._batch("train", step * k_steps + micro)
             n_tokens += n
             last = micro == k_steps - 1
             # DDP all-reduces gradients in backward(); skip that until the last micro-batch
@@ -251,26 +260,40 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return {"loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": n_tokens, **metrics}
 
+    def eval_batches(self, split: str) -> int:
+        """Batches per evaluation of ``split``: ``eval_steps``, capped at the split's ``num_batches``
+        when get_batch knows it (a finite validation set is then scored exactly once)."""
+        known = num_batches(self.get_batch, split)
+        return self.config.eval_steps if known is None else min(self.config.eval_steps, known)
+
     @torch.no_grad()
     def evaluate(self) -> dict[str, dict[str, float]]:
-        """Mean loss and metrics over ``eval_steps`` batches of each eval split, in ``eval()`` mode
-        (dropout off) without autograd; the previous train/eval mode is restored afterwards."""
+        """Loss and metrics of each eval split over :meth:`eval_batches` batches, in ``eval()``
+        mode (dropout off) without autograd; the previous train/eval mode is restored afterwards.
+
+        Each batch counts by its rows: ``mean = sum_b rows_b * value_b / sum_b rows_b``, the mean per
+        example even when the last batch is short (equal to the plain mean over batches when all
+        have the same size)."""
         was_training = self.eval_model.training
         self.eval_model.eval()
         results = {}
         try:
             for split in self.eval_splits:
-                loss_sum, metric_sums = 0.0, {}
-                for i in range(self.config.eval_steps):
-                    batch, _ = self._batch(split, i)
+                sums, total_rows = {}, 0
+                for i in range(self.eval_batches(split)):
+                    batch, _, rows = self._batch(split, i)
                     loss, metrics = self._loss(self.eval_model, batch)
-                    loss_sum += loss.item()
-                    for name, v in metrics.items():
-                        metric_sums[name] = metric_sums.get(name, 0.0) + v
-                names = list(metric_sums)
-                n = self.config.eval_steps
-                means = self._mean_over_ranks([loss_sum / n] + [metric_sums[m] / n for m in names])
-                row = {"loss": means[0], **dict(zip(names, means[1:]))}
+                    for name, v in {"loss": loss.item(), **metrics}.items():
+                        sums[name] = sums.get(name, 0.0) + rows * v
+                    total_rows += rows
+                if not total_rows:
+                    raise ValueError(f"eval_steps: expected at least 1 batch to evaluate split {split!r}, received "
+                                     f"{self.config.eval_steps}")
+                names = list(sums)
+                # every rank saw the same global row counts: the mean over ranks of the weighted sums,
+                # divided by the global rows, is the mean per example
+                means = self._mean_over_ranks([sums[m] for m in names])
+                row = {name: value / max(total_rows, 1) for name, value in zip(names, means)}
                 if self.config.perplexity:
                     row["perplexity"] = math.inf if row["loss"] > 700 else math.exp(row["loss"])  # NaN stays NaN
                 results[split] = row

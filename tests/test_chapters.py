@@ -126,6 +126,110 @@ def test_seed_makes_runs_repeat(tmp_path):
     assert torch.equal(a, torch.randn(3))
 
 
+def test_check_value_passes_fails_on_nan_and_lands_in_the_summary(tmp_path, capsys):
+    ch = Chapter("ch99_demo.py", argv=["--out", str(tmp_path)])
+    assert ch.check_value("test accuracy", 0.953, low=0.8, detail="240 reviews") == 0.953
+    ch.check_value("loss", torch.tensor(1.5), high=2.0)
+    ch.check_value("ratio", 1.0, low=1.0, high=1.0)  # the bounds themselves pass
+    out = capsys.readouterr().out
+    assert "✓ test accuracy (value 0.953, needs >= 0.8; 240 reviews)" in out
+    assert "✓ loss (value 1.5, needs <= 2)" in out and "✓ ratio (value 1, needs 1 … 1)" in out
+    with pytest.raises(CheckFailed, match=r"BLEU \(value 79\.5, needs >= 80\)"):
+        ch.check_value("BLEU", 79.5, low=80)
+    with pytest.raises(CheckFailed, match=r"F1 \(value 0\.95, needs 0 … 0\.9\)"):
+        ch.check_value("F1", 0.95, low=0.0, high=0.9)
+    for bounds in ({"low": 0.0}, {"high": 1.0}, {"low": 0.0, "high": 1.0}):
+        with pytest.raises(CheckFailed, match="value nan"):
+            ch.check_value("nan", float("nan"), **bounds)
+    with pytest.raises(ValueError, match="low, high or both"):
+        ch.check_value("unbounded", 1.0)
+    assert ch.n_checks == 3
+    summary = ch.done()
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(line[len("@@CHAPTER "):]) == summary
+    values = summary["values"]
+    assert [v["name"] for v in values] == ["test accuracy", "loss", "ratio", "BLEU", "F1", "nan", "nan", "nan"]
+    assert values[0] == {"name": "test accuracy", "value": 0.953, "low": 0.8, "high": None}
+    assert values[1] == {"name": "loss", "value": 1.5, "low": None, "high": 2.0}
+    assert values[5]["value"] is None  # NaN is recorded as null: the summary stays strict JSON
+    assert summary["seed"] == 0 and summary["threads"] == 1
+
+
+def test_seed_option_moves_every_stream_and_seed_zero_keeps_the_books_numbers(tmp_path, monkeypatch):
+    monkeypatch.delenv("CHAPTERS_SEED", raising=False)
+    monkeypatch.delenv("CHAPTERS_THREADS", raising=False)
+    ch = Chapter("ch99.py", argv=["--out", str(tmp_path)])
+    assert ch.seed == 0 and [ch.seed_for(k) for k in (0, 7)] == [0, 7]
+    a = torch.randn(3)
+    torch.manual_seed(0)
+    assert torch.equal(a, torch.randn(3))  # the constructor seeded with seed_for(0) = 0, as before
+    assert ch.manual_seed(5) == 5
+    b = torch.randn(3)
+    torch.manual_seed(5)
+    assert torch.equal(b, torch.randn(3))
+
+    ch = Chapter("ch99.py", argv=["--out", str(tmp_path), "--seed", "3"])
+    assert ch.seed == 3 and ch.seed_for() == 3000 and ch.seed_for(7) == 3007
+    ch.manual_seed(7)
+    c = torch.randn(3)
+    torch.manual_seed(3007)
+    assert torch.equal(c, torch.randn(3))
+    monkeypatch.setenv("CHAPTERS_SEED", "2")
+    assert Chapter("ch99.py", argv=["--out", str(tmp_path)]).seed_for(1) == 2001
+    assert Chapter("ch99.py", argv=["--out", str(tmp_path), "--seed", "4"]).seed == 4  # the option wins
+
+
+def test_threads_option_sets_torch_threads(tmp_path, monkeypatch):
+    monkeypatch.delenv("CHAPTERS_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        assert Chapter("ch99.py", argv=["--out", str(tmp_path), "--threads", "2"]).threads == 2
+        assert torch.get_num_threads() == 2
+        Chapter("ch99.py", argv=["--out", str(tmp_path)])
+        assert torch.get_num_threads() == 1  # the default
+        monkeypatch.setenv("CHAPTERS_THREADS", "2")
+        assert Chapter("ch99.py", argv=["--out", str(tmp_path)]).threads == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "argv,env,message",
+    [
+        (["--threads", "x"], {}, "--threads: expected a positive integer, received 'x'"),
+        (["--threads", "0"], {}, "--threads: expected a positive integer, received '0'"),
+        (["--seed", "-1"], {}, "--seed: expected a non-negative integer, received '-1'"),
+        (["--seed", "1.5"], {}, "--seed: expected a non-negative integer, received '1.5'"),
+        ([], {"CHAPTERS_THREADS": "two"}, "CHAPTERS_THREADS: expected a positive integer, received 'two'"),
+        ([], {"CHAPTERS_SEED": "-3"}, "CHAPTERS_SEED: expected a non-negative integer, received '-3'"),
+    ],
+)
+def test_bad_seed_or_threads_exit_2_with_a_clear_message(tmp_path, monkeypatch, capsys, argv, env, message):
+    monkeypatch.delenv("CHAPTERS_SEED", raising=False)
+    monkeypatch.delenv("CHAPTERS_THREADS", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SystemExit) as info:
+        Chapter("ch99.py", argv=["--out", str(tmp_path), *argv])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_runner_rejects_bad_seed_and_threads_and_passes_good_ones(tmp_path):
+    for args, message in [(("--threads", "x"), "--threads: expected a positive integer, received 'x'"),
+                          (("--seed", "-1"), "--seed: expected a non-negative integer, received '-1'")]:
+        proc = run_runner(*args, "--list")
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ch01_env.py").write_text(
+        "import os\n"
+        "print('✓ env', os.environ.get('CHAPTERS_SEED'), os.environ.get('CHAPTERS_THREADS'))\n"
+        "print('@@CHAPTER {\"chapter\": \"ch01_env\", \"checks\": 1, \"figures\": [], \"seconds\": 0.0}')\n",
+        encoding="utf-8")
+    proc = run_runner("--dir", src, "--seed", "3", "--threads", "2", "--out", tmp_path / "out", timeout=120)
+    assert proc.returncode == 0 and "✓ env 3 2" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_savefig_and_done(tmp_path, capsys):
     from chapters.book import plt
 

@@ -15,6 +15,7 @@ from minitransformer.data import (
     load_classification_files, load_conll, load_documents, load_parallel, load_text, split_dataset, to_char_level,
 )
 from minitransformer.data.__main__ import main as cli_main
+from minitransformer.data.loaders import with_cli_hints
 
 
 def write(tmp_path, name, text, encoding="utf-8"):
@@ -130,6 +131,20 @@ def test_one_file_per_label(tmp_path):
 def test_unknown_format_suffix(tmp_path):
     with pytest.raises(ValueError, match="format="):
         load_classification(write(tmp_path, "data.xyz", "a\tb\n"))
+
+
+def test_cli_hints_replace_the_api_advice_in_loader_errors(tmp_path):
+    flags = {"format": "pass --format tsv, csv or jsonl", "quoting": "pass --quoting none"}
+    with pytest.raises(ValueError) as e:
+        load_classification(write(tmp_path, "data.xyz", "a\tb\n"))
+    assert "pass format='tsv', 'csv' or 'jsonl'" in str(e.value)  # the library speaks Python
+    cli = with_cli_hints(str(e.value), flags)
+    assert cli == f"{tmp_path / 'data.xyz'}: cannot tell the format from the suffix '.xyz'; pass --format tsv, csv or jsonl"
+    with pytest.raises(ValueError) as e:
+        load_classification(write(tmp_path, "q.tsv", '"Great" movie\t1\n'), text_column=0, label_column=1)
+    cli = with_cli_hints(str(e.value), flags)
+    assert "pass --quoting none to read each line as-is" in cli and "quoting=" not in cli
+    assert with_cli_hints("nothing to replace", flags) == "nothing to replace"
 
 
 # ---------------------------------------------------------------- parallel

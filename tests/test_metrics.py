@@ -21,7 +21,7 @@ from seqeval.metrics.sequence_labeling import get_entities as seqeval_get_entiti
 
 from minitransformer.metrics import (
     accuracy, bleu_tokenize, classification_report, confusion_matrix, corpus_bleu, entity_prf,
-    get_entities, perplexity, plot_confusion_matrix, precision_recall_f1,
+    confusion_figure, get_entities, perplexity, plot_confusion_matrix, precision_recall_f1,
 )
 
 TOL = 1e-12
@@ -116,6 +116,22 @@ def test_plot_confusion_matrix_writes_png(tmp_path):
         plot_confusion_matrix(cm, ["a", "b"], tmp_path / "x.png")
     with pytest.raises(ValueError, match="square"):
         plot_confusion_matrix(np.zeros((2, 3)), ["a", "b"], tmp_path / "x.png")
+
+
+def test_confusion_matrix_title_from_a_long_path_fits_inside_the_figure():
+    path = "/" + "/".join(["a_rather_long_folder_name"] * 7) + "/reviews.test.tsv"
+    title = f"{path}: confusion matrix"
+    assert len(path) >= 190
+    fig = confusion_figure([[3, 1], [0, 4]], ["neg", "pos"], title=title)
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    box, frame = ax.title.get_window_extent(renderer), fig.bbox
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+    assert ax.get_position().y1 * frame.height < box.y0 + 1  # the axes stay below the wrapped title
+    lines = ax.get_title().split("\n")
+    assert 1 < len(lines) <= 3 and lines[0] == title[:len(lines[0])] and lines[-1].endswith("confusion matrix")
+    short = confusion_figure([[1]], ["a"], title="cm")
+    assert short.axes[0].get_title() == "cm"  # a short title is left alone
 
 
 def test_classification_bad_input():

@@ -18,7 +18,7 @@ from minitransformer.checkpoint import load_state_dict_safetensors, load_trainer
 from minitransformer.plotting import read_jsonl
 from minitransformer.distributed import resolve_device, shard_batch
 from minitransformer.trainer import (NonFiniteLossError, TrainConfig, Trainer, by_split, default_loss_fn, epoch_batches,
-                                     random_window_batches)
+                                     num_batches, random_window_batches, sequential_batches)
 from tests.ddp_worker import BLOCK, TinyLM, lm_batches, run, token_stream
 
 REPO = Path(__file__).resolve().parents[1]
@@ -324,3 +324,40 @@ def test_epoch_batches_visit_every_example_once_per_epoch():
     assert torch.equal(routed("train", 2)["idx"], get("train", 2)["idx"])
     with pytest.raises(ValueError, match="expected one of train"):
         routed("test", 0)
+
+
+def test_sequential_batches_walk_each_example_once_in_order_last_batch_short():
+    get = sequential_batches(10, 4, collate=lambda idx: {"idx": torch.tensor(idx)})
+    assert get.num_batches == 3
+    assert [get("val", i)["idx"].tolist() for i in range(3)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert torch.equal(get("val", 1)["idx"], get("test", 1)["idx"])  # unshuffled: the same for every split and call
+    with pytest.raises(ValueError, match=r"expected 0 <= index < 3 \(10 examples in batches of 4\), received 3"):
+        get("val", 3)
+    routed = by_split(train=epoch_batches(10, 4, 0, lambda idx: {"idx": torch.tensor(idx)}), val=get)
+    assert routed.num_batches == {"val": 3}
+    assert num_batches(routed, "val") == 3 and num_batches(routed, "train") is None
+    assert num_batches(random_window_batches(token_stream(), BLOCK, 2, seed=0), "val") is None
+
+
+def test_evaluation_scores_a_finite_split_once_and_averages_per_example(tmp_path):
+    # 10 validation examples in batches of 4 -> 4 + 4 + 2 rows, each once; eval_steps=5 is capped at 3
+    seen = []
+
+    def collate_val(idx):
+        return {"x": torch.tensor(idx, dtype=torch.float32)}
+
+    def loss_fn(model, batch):
+        if "x" not in batch:
+            return default_loss_fn(model, batch)
+        seen.extend(batch["x"].long().tolist())
+        loss = batch["x"].mean() + 0 * next(model.parameters()).sum()
+        return loss, {"is_big": (batch["x"] >= 8).float().mean().item()}
+
+    get_batch = by_split(train=lm_batches(4), val=sequential_batches(10, 4, collate_val))
+    seed_everything(0)
+    trainer = Trainer(TinyLM(), config(tmp_path, eval_steps=5), get_batch, loss_fn=loss_fn)
+    assert trainer.eval_batches("val") == 3
+    result = trainer.evaluate()["val"]
+    assert sorted(seen) == list(range(10))  # every example exactly once
+    assert result["loss"] == pytest.approx(4.5)  # mean of 0..9 per example; the mean of batch means would be 5.17
+    assert result["is_big"] == pytest.approx(0.2)  # 2 of 10 examples; per batch it would be (0 + 0 + 1) / 3

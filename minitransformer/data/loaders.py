@@ -31,6 +31,25 @@ T = TypeVar("T")
 PathLike = str | os.PathLike
 Column = int | str
 
+FORMATS = ("tsv", "csv", "jsonl")
+QUOTINGS = ("csv", "none")
+# The advice in error messages, in the Python API's words. A command line shows its flags instead:
+# ``with_cli_hints(str(error), {"format": "pass --format tsv, csv or jsonl", ...})``.
+API_HINTS = {
+    "format": "pass format='tsv', 'csv' or 'jsonl'",
+    "quoting": "pass quoting='none'",
+    "encoding": "pass encoding= (for example 'latin-1')",
+}
+
+
+def with_cli_hints(message: str, flags: Mapping[str, str]) -> str:
+    """``message`` with each API hint (``API_HINTS[name]``, e.g. "pass quoting='none'") replaced by
+    ``flags[name]`` (e.g. "pass --quoting none"), for a CLI whose users know flags, not arguments."""
+    for name, hint in API_HINTS.items():
+        if name in flags:
+            message = message.replace(hint, flags[name])
+    return message
+
 
 @dataclass(frozen=True)
 class Example:
@@ -51,7 +70,7 @@ def read_text_file(path: PathLike, encoding: str = "utf-8") -> str:
         raise ValueError(f"encoding: expected a codec name such as 'utf-8' or 'latin-1', received {encoding!r}") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: cannot decode byte {data[e.start:e.start + 1]!r} at byte offset {e.start} as "
-                         f"{encoding} ({e.reason}); pass encoding= (for example 'latin-1')") from None
+                         f"{encoding} ({e.reason}); {API_HINTS['encoding']}") from None
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -137,7 +156,7 @@ def _delimited_rows(lines: list[str], delimiter: str, quoting: str, path: PathLi
             if line.strip():
                 yield n, n, line.split(delimiter), line
         return
-    if quoting != "csv":
+    if quoting not in QUOTINGS:
         raise ValueError(f"quoting: expected 'csv' (quotes as in Python's csv module) or 'none', received {quoting!r}")
     reader = csv.reader((line + "\n" for line in lines), delimiter=delimiter, strict=True)
     last = 0
@@ -148,11 +167,11 @@ def _delimited_rows(lines: list[str], delimiter: str, quoting: str, path: PathLi
             return
         except csv.Error as e:
             raise ValueError(f"{path}, line {reader.line_num}: malformed quoted field ({e}); "
-                             f"pass quoting='none' to read each line as-is") from None
+                             f"{API_HINTS['quoting']} to read each line as-is") from None
         first, last = last + 1, reader.line_num
         if last > first and any("\n" in field for field in row):
             raise ValueError(f"{path}, lines {first}-{last}: a quoted field runs over {last - first + 1} lines; the "
-                             f"file probably has an unbalanced quote (pass quoting='none' to read each line as-is)")
+                             f"file probably has an unbalanced quote ({API_HINTS['quoting']} to read each line as-is)")
         if any(field.strip() for field in row):
             yield first, last, row, lines[first - 1]
 
@@ -162,8 +181,8 @@ def _infer_format(path: PathLike, fmt: str | None) -> str:
         suffix = Path(path).suffix.lower()
         fmt = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(suffix)
         if fmt is None:
-            raise ValueError(f"{path}: cannot tell the format from the suffix {suffix!r}; pass format='tsv', 'csv' or 'jsonl'")
-    if fmt not in ("tsv", "csv", "jsonl"):
+            raise ValueError(f"{path}: cannot tell the format from the suffix {suffix!r}; {API_HINTS['format']}")
+    if fmt not in FORMATS:
         raise ValueError(f"format: expected 'tsv', 'csv' or 'jsonl', received {fmt!r}")
     return fmt
 
