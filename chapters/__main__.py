@@ -28,6 +28,8 @@ import time
 from collections import deque
 from pathlib import Path
 
+from chapters.options import parse_count
+
 CHAPTERS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = CHAPTERS_DIR.parent
 PATTERN = re.compile(r"^ch(\d+)_\w+\.py$")
@@ -35,17 +37,6 @@ SUMMARY_PREFIX = "@@CHAPTER "  # printed by chapters.book.Chapter.done()
 TAIL_LINES = 25
 
 
-def parse_count(option: str, text, minimum: int) -> int:
-    """``text`` as an integer ≥ ``minimum``; otherwise ValueError naming ``option`` and what it received.
-    (The same rule as chapters.book.parse_count, repeated so the runner starts without torch.)"""
-    kind = "a positive integer" if minimum == 1 else "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise ValueError(f"{option}: expected {kind}, received {str(text)!r}")
-    return value
 
 
 def find_chapters(folder: Path) -> list[Path]:

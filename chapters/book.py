@@ -41,6 +41,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from chapters.options import parse_count  # noqa: E402,F401  (re-exported)
+
 __all__ = ["Chapter", "CheckFailed", "plt"]
 
 SUMMARY_PREFIX = "@@CHAPTER "
@@ -69,18 +71,6 @@ def _to_tensor(x) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x, dtype=np.float64))
 
 
-def parse_count(option: str, text, minimum: int) -> int:
-    """``text`` as an integer ≥ ``minimum``; otherwise ValueError naming ``option`` and what it received.
-
-    Used for --seed (minimum 0) and --threads (minimum 1), here and by the runner."""
-    kind = "a positive integer" if minimum == 1 else "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise ValueError(f"{option}: expected {kind}, received {str(text)!r}")
-    return value
 
 
 def _parse(argv):
