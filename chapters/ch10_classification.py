@@ -161,7 +161,7 @@ pad_batch = lambda items: collate(items, pad_id)  # noqa: E731  pads to the long
 train_loader = DataLoader(train_dataset, batch_size=32, shuffle=True, collate_fn=pad_batch,  # fix 3
                           generator=torch.Generator())
 test_loader = DataLoader(test_dataset, batch_size=100, collate_fn=pad_batch)
-epochs = ch.steps(2, 1)
+epochs = ch.steps(4, 1)  # 2 were too few: from scratch, one seed in five was still at 0.67 (bench/README.md)
 
 
 def train_and_evaluate(model, epochs, name):
@@ -231,8 +231,8 @@ if not ch.fast:
 
 # %% [markdown]
 # **The pretrained model learns more slowly than the one from scratch.** With the same loop and
-# the same batches, ch08's tiny BERT is often still guessing one class after two epochs, while
-# the random model is near 90%. This is not a bug in the loop or the model: minibert's BERT
+# the same batches, ch08's tiny BERT ends far behind the model from random weights (on some
+# seeds it still predicts one class for most reviews); the seed spread is in `bench/README.md`. This is not a bug in the loop or the model: minibert's BERT
 # gives the same logits as Hugging Face's (tests/test_bert_hf.py). It is *negative transfer*: in ~600 steps of
 # MLM + NSP the model learnt features for NSP (which people, places and venues a sentence
 # names) and nothing about sentiment, so its `[CLS]` vector varies a lot from review to review
@@ -265,7 +265,7 @@ sim_rand = cls_similarity(BertForSequenceClassification(config_scratch))
 print(f"  cosine similarity of two reviews' [CLS] vectors: pretrained {sim_pre:.3f}, random weights {sim_rand:.4f}")
 if not ch.fast:  # (with --fast the model is pretrained for 40 steps only)
     ch.check_value("the pretrained [CLS] vector varies from review to review far more than a random model's",
-                   sim_rand - sim_pre, low=0.1, detail=f"1 − similarity: {1 - sim_pre:.3f} vs {1 - sim_rand:.4f}")
+                   sim_rand - sim_pre, low=0.03,  # 0.08–0.37 over 5 seeds; random weights: ~1e-4 detail=f"1 − similarity: {1 - sim_pre:.3f} vs {1 - sim_rand:.4f}")
 
 
 # %% [markdown]
