@@ -265,7 +265,8 @@ sim_rand = cls_similarity(BertForSequenceClassification(config_scratch))
 print(f"  cosine similarity of two reviews' [CLS] vectors: pretrained {sim_pre:.3f}, random weights {sim_rand:.4f}")
 if not ch.fast:  # (with --fast the model is pretrained for 40 steps only)
     ch.check_value("the pretrained [CLS] vector varies from review to review far more than a random model's",
-                   sim_rand - sim_pre, low=0.03,  # 0.08–0.37 over 5 seeds; random weights: ~1e-4 detail=f"1 − similarity: {1 - sim_pre:.3f} vs {1 - sim_rand:.4f}")
+                   sim_rand - sim_pre, low=0.03,  # 0.08–0.37 over 5 seeds; random weights: ~1e-4
+                   detail=f"1 − similarity: {1 - sim_pre:.3f} vs {1 - sim_rand:.4f}")
 
 
 # %% [markdown]
