@@ -14,7 +14,7 @@ from minitransformer.data.loaders import with_cli_hints
 from minitransformer.distributed import resolve_device
 from minitransformer.trainer import TrainConfig, Trainer
 
-from .config import BertConfig
+from .config import BertConfig, check_max_len
 from .evaluate import evaluate
 from .cli import model_config_from_args
 from .finetune import TASKS, encode_task, finetune, label_vocab, steps_for, task_labels, warn_unk_rate
@@ -85,9 +85,9 @@ def run_pretrain(args: argparse.Namespace) -> int:
     if config.resume and (ckpt / "config.json").is_file():
         tokenizer, model = load_tokenizer_from(ckpt), BertForPreTraining(read_config_json(ckpt))
     elif args.init_hf:
-        check_bert_folder(args.init_hf, "--init-hf")
+        hf_config = check_bert_folder(args.init_hf, "--init-hf")
         tokenizer = check_bert_tokenizer(load_tokenizer_from(args.init_hf))
-        model = BertForPreTraining.from_pretrained(args.init_hf)
+        model = BertForPreTraining.from_pretrained(args.init_hf, config=hf_config)
     else:
         tokenizer = check_bert_tokenizer(make_tokenizer(args.tokenizer, ["\n".join(d) for d in train_docs], args.vocab_size))
         model = BertForPreTraining(model_config_from(args, tokenizer, architectures=["BertForPreTraining"]))
@@ -155,13 +155,6 @@ def load_task_items(task: str, path, text_column="text", label_column="label", q
     return items
 
 
-def check_max_len(value: int | None) -> int | None:
-    """--max-len must leave room for [CLS] and [SEP]."""
-    if value is not None and value < 2:
-        raise ValueError(f"--max-len: expected an integer >= 2 ([CLS] and [SEP]), received {value}")
-    return value
-
-
 def build_model(task: str, args, train_items, labels):
     """The head and its tokenizer from --init DIR, --init-hf DIR or --init random."""
     cls = TASKS[task]
@@ -169,16 +162,16 @@ def build_model(task: str, args, train_items, labels):
     extra = dict(id2label=id2label, task=task, architectures=[cls.__name__])
     if args.init_hf or (args.init and args.init != "random"):
         source = Path(args.init_hf) if args.init_hf else checkpoint_dir(args.init)
-        check_bert_folder(source, "--init-hf" if args.init_hf else "--init")
+        config = check_bert_folder(source, "--init-hf" if args.init_hf else "--init")
         tokenizer = check_bert_tokenizer(load_tokenizer_from(source))
-        return cls.from_pretrained(source, **extra), tokenizer
+        return cls.from_pretrained(source, config=config, **extra), tokenizer
     texts = [ex.text for ex in train_items] if task == "classify" else [" ".join(s.tokens) for s in train_items]
     tokenizer = check_bert_tokenizer(make_tokenizer(args.tokenizer, texts, args.vocab_size))
     return cls(model_config_from(args, tokenizer, **extra)), tokenizer
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    check_max_len(args.max_len)
+    check_max_len(args.max_len, "--max-len")
     cols = (args.text_column, args.label_column, args.quoting, args.format, args.encoding)
     train = load_task_items(args.task, args.train, *cols)
     if args.val:
@@ -228,7 +221,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 def evaluation_max_len(requested: int | None, config) -> tuple[int, str]:
     """The max_len to evaluate at and where it came from: --max-len when given, else the one saved
     in the checkpoint's config.json by fine-tuning, else 128; never past the position table."""
-    if check_max_len(requested) is not None:
+    if requested is not None and check_max_len(requested, "--max-len"):
         value, origin = requested, "--max-len"
     elif saved_max_len(config) is not None:
         value, origin = saved_max_len(config), "saved with the checkpoint"
@@ -246,7 +239,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     max_len, origin = evaluation_max_len(args.max_len, config)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: expected a positive integer, received {args.batch_size}")
-    model = TASKS[task].from_pretrained(path)
+    model = TASKS[task].from_pretrained(path, config=config)  # config.json read once, above
     device = resolve_device(args.device)
     model.to(device)
     tokenizer = load_tokenizer_from(path)

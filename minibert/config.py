@@ -138,3 +138,11 @@ def count_bert_parameters(c: BertConfig, pooler: bool = True) -> int:
     emb = (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * h + 2 * h
     layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 4 * h
     return emb + c.num_hidden_layers * layer + (h * h + h if pooler else 0)
+
+
+def check_max_len(value, name: str = "max_len") -> int:
+    """``value`` when it is an integer >= 2 (``[CLS] text [SEP]`` needs two positions for the
+    specials); otherwise ValueError naming ``name`` (``max_len``, ``--max-len``, a config.json key)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ValueError(f"{name}: expected an integer >= 2 ([CLS] and [SEP]), received {value!r}")
+    return value

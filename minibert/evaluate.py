@@ -24,7 +24,7 @@ from minitransformer.data import LabelVocab
 from minitransformer.metrics import (Report, accuracy, confusion_matrix, entity_prf, format_report, plot_confusion_matrix,
                                      precision_recall_f1)
 
-from .finetune import check_task, collate, encode_task, task_labels, unk_rate, warn_unk_rate
+from .finetune import check_task, collate, encode_task, task_labels, tokenizer_unk_rate, warn_unk_rate
 
 F1_NOTE = "F1 = 2PR/(P+R): the harmonic mean of precision (精确率) and recall (召回率) — not of accuracy (准确率)"
 
@@ -116,8 +116,7 @@ def evaluate(model, tokenizer, task: str, items: Sequence, max_len: int, source=
     check_eval_labels(task, items, id2label, source)
     vocab = _IdVocab(id2label)
     encoded = encode_task(task, items, tokenizer, vocab, max_len)
-    rate = (warn_unk_rate(encoded, tokenizer, source) if unk_warning
-            else unk_rate(encoded, tokenizer.unk_id, [tokenizer.pad_id] if tokenizer.pad_id is not None else []))
+    rate = warn_unk_rate(encoded, tokenizer, source) if unk_warning else tokenizer_unk_rate(encoded, tokenizer)
     pred = predict_ids(model, encoded, tokenizer.pad_id, batch_size, device)
     labels = [id2label[i] for i in range(len(id2label))]
     if task == "classify":

@@ -32,6 +32,7 @@ from minitransformer.batches import by_split, epoch_batches, sequential_batches
 from minitransformer.data import Example, LabelVocab, TaggedSentence
 from minitransformer.trainer import TrainConfig, Trainer
 
+from .config import check_max_len
 from .heads import IGNORE_INDEX, BertForSequenceClassification, BertForTokenClassification
 from .pretraining import build_single_inputs, pad_rows
 
@@ -135,10 +136,15 @@ def unk_rate(encoded: Sequence[dict], unk_id: int, specials: Sequence[int] = ())
     return unk / total if total else 0.0
 
 
+def tokenizer_unk_rate(encoded: Sequence[dict], tokenizer) -> float:
+    """:func:`unk_rate` with ``tokenizer``'s [UNK] id, its [PAD] not counted as text."""
+    return unk_rate(encoded, tokenizer.unk_id, [tokenizer.pad_id] if tokenizer.pad_id is not None else [])
+
+
 def warn_unk_rate(encoded: Sequence[dict], tokenizer, source, threshold: float = UNK_WARN_RATE) -> float:
-    """Measure :func:`unk_rate` of ``encoded`` and log a warning naming ``source`` when it exceeds
-    ``threshold``: the tokenizer's vocabulary does not cover this text. Returns the rate."""
-    rate = unk_rate(encoded, tokenizer.unk_id, [tokenizer.pad_id] if tokenizer.pad_id is not None else [])
+    """Measure :func:`tokenizer_unk_rate` of ``encoded`` and log a warning naming ``source`` when it
+    exceeds ``threshold``: the tokenizer's vocabulary does not cover this text. Returns the rate."""
+    rate = tokenizer_unk_rate(encoded, tokenizer)
     if rate > threshold:
         logger.warning("%s: %.1f%% of the tokens are [UNK] (above %.0f%%): the tokenizer's vocabulary does not cover "
                        "this text (e.g. an English vocabulary on Chinese), so the model sees little of it; use a "
@@ -184,8 +190,8 @@ def finetune(model, tokenizer, task: str, train: Sequence[dict], val: Sequence[d
     check_task(task)
     if not train or not val:
         raise ValueError(f"expected non-empty training and validation sets, received {len(train)} and {len(val)} examples")
-    if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2):
-        raise ValueError(f"max_len: expected an integer >= 2 ([CLS] and [SEP]), received {max_len!r}")
+    if max_len is not None:
+        check_max_len(max_len)
     if freeze:
         freeze_encoder(model)
     pad = tokenizer.pad_id

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from minitransformer.checkpoint import load_model_weights, load_state_dict_safetensors, read_json_object, safe_torch_load
 
-from .config import BertConfig
+from .config import BertConfig, check_max_len
 
 logger = logging.getLogger("minibert")
 
@@ -120,11 +120,7 @@ def read_config_json(path: Path) -> BertConfig:
 def saved_max_len(config: BertConfig) -> int | None:
     """The ``max_len`` a fine-tuned checkpoint was trained with (from its config.json), or None."""
     value = config.extra.get("max_len")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise ValueError(f"config.json: max_len: expected an integer >= 2, received {value!r}")
-    return value
+    return None if value is None else check_max_len(value, "config.json: max_len")
 
 
 def check_bert_folder(path, flag: str = "folder") -> BertConfig:
