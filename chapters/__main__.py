@@ -37,8 +37,6 @@ SUMMARY_PREFIX = "@@CHAPTER "  # printed by chapters.book.Chapter.done()
 TAIL_LINES = 25
 
 
-
-
 def find_chapters(folder: Path) -> list[Path]:
     """chNN_*.py files in ``folder``, ordered by number."""
     files = [p for p in Path(folder).iterdir() if p.is_file() and PATTERN.match(p.name)]

@@ -71,8 +71,6 @@ def _to_tensor(x) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x, dtype=np.float64))
 
 
-
-
 def _parse(argv):
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--fast", action="store_true")
@@ -90,7 +88,7 @@ def _option(args_value, env: str, option: str, minimum: int, default: int) -> in
     if text in (None, ""):
         return default
     try:
-        return parse_count(option if args_value is not None else f"{env}", text, minimum)
+        return parse_count(option if args_value is not None else env, text, minimum)
     except ValueError as e:
         if _in_notebook():
             raise

@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import random
+import statistics
 
 import torch
 from torch.utils.data import DataLoader
@@ -459,12 +460,6 @@ def fine_tune(n, start, k):
     return sum(p == d["label"] for p, d in zip(pred, test_dataset)) / len(test_dataset)
 
 
-def mean_std(values):
-    """(mean, sample standard deviation; 0 for a single value)."""
-    m = sum(values) / len(values)
-    return m, (math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0)
-
-
 STARTS = ("scratch", "pretrained", "frozen")
 SIZES = ch.steps((32, 128, 512), (32,))
 SUBSETS = ch.steps((0, 1, 2), (0,))
@@ -475,7 +470,7 @@ for n in SIZES:
 ALL = len(train_dataset)  # section 2's runs: every training review
 results["scratch", ALL], results["pretrained", ALL] = [log_scratch[-1][2]], [log[-1][2]]
 SIZES = SIZES + (ALL,)
-stats = {key: mean_std(v) for key, v in results.items()}
+stats = {key: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for key, v in results.items()}  # (mean, sample std)
 print("  test accuracy (mean ± std over subsets)" + "".join(f"{n:>16,d}" for n in SIZES))
 for start in STARTS:
     cells = [f"{stats[start, n][0]:.3f} ± {stats[start, n][1]:.3f}" if (start, n) in stats else "—" for n in SIZES]
