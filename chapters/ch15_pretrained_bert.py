@@ -49,6 +49,10 @@ logging.getLogger("minibert").setLevel(logging.ERROR)  # "classifier left random
 # `vocab.txt` (the WordPiece vocabulary); `minibert.hf` renames the weights to ours (ch13 §6).
 # This one is uncased (`do_lower_case` in tokenizer_config.json): "Sun Restaurant" and "sun
 # restaurant" are the same tokens. A rare word is cut into pieces, `##` marking a continuation.
+#
+# 一个 Hugging Face 的 BERT 文件夹包含 `config.json`（模型尺寸）、`model.safetensors`（权重）和
+# `vocab.txt`（WordPiece 词表）；`minibert.hf` 把权重名换成我们的名字（第 13 章 §6）。这个模型不区分大小写，
+# "Sun Restaurant" 与 "sun restaurant" 切出相同的词元；生僻词被切成若干子词，`##` 表示接在前一个子词之后。
 
 # %%
 FOLDER = minilm_folder()
@@ -88,6 +92,11 @@ def batch_of(texts, max_len=64):
 # `transformers` library is installed we load the same folder with `transformers.BertModel` and
 # compare: the same numbers, to float32 rounding. (The book's set-up does not install transformers;
 # the comparison then runs in the tests, `tests/test_minilm.py`; `--fast` skips it too.)
+#
+# 每个词元得到一个 384 维向量。三个句子放在同一批里，按最长的句子填充；注意力掩码让填充位置不参与任何
+# 真实词元的注意力。装有 `transformers` 时，我们用 `transformers.BertModel` 载入同一个文件夹并逐数比较：
+# 结果相同，只差 float32 的舍入。（本书的安装步骤不装 transformers，此时这一比较在测试
+# `tests/test_minilm.py` 中进行；`--fast` 也跳过它。）
 
 # %%
 batch = batch_of(SENTENCES)
@@ -124,6 +133,10 @@ else:
 #
 # (`minibert.pretrained.sentence_embeddings`). Cosine similarity is what the model was trained
 # for: pairs of sentences that mean the same are close. Here are a few test reviews.
+#
+# sentence-transformers 用文件夹里写明的两步把这个模型变成句子编码器：对真实词元的向量取平均（掩码排除填充），
+# 再归一化为单位长度，于是点积就是余弦相似度（`minibert.pretrained.sentence_embeddings`）。这个模型正是为此训练的：
+# 意思相同的句子彼此接近。下面是几条测试评论。
 
 # %%
 test_all = load_world_reviews("en", "test")
@@ -181,6 +194,12 @@ ch.check("similarity follows the words and the topic, hardly the verdict: same-l
 # arms, which saves the optimizer a third of each step, and keep the step counts small.
 # `bench/minilm_fewlabel.py` runs the same comparison on 10,662 real movie-review sentences and on
 # WNUT-17 named entities.
+#
+# 用文章 §4.3 / §5.2 的模型 `BertForSequenceClassification`（池化后的 `[CLS]` 向量接一个线性层，两个类别）：
+# 一个从 MiniLM 的文件夹载入（分类层是新的，其余是预训练的），一个用 MiniLM 的 `config.json` 随机初始化——
+# 同样的结构、同样的分词器、同样的训练方法。各用 32 和 128 条标注评论（每种三个随机子集）微调，
+# 在 200 条测试评论上计算准确率（单次的标准误约 3.5 个百分点）。这个 2270 万参数的模型每步约 0.5 秒，
+# 所以两边都冻结词嵌入表、步数也取得较少。`bench/minilm_fewlabel.py` 在真实影评句子和 WNUT-17 上做同样的比较。
 
 # %%
 train_ex = load_world_reviews("en", "train")
