@@ -77,7 +77,7 @@ def run(lr: float, steps: int, probes: int, seed: int) -> list[tuple[int, float,
     for k in range(probes):  # constant lr after a 30-step warm-up, probed every `chunk` steps
         cfg = TrainConfig(out_dir="/tmp/bert_lr_toy", max_steps=chunk, batch_size=32, lr=lr, min_lr=lr, warmup_steps=30 if k == 0 else 0,
                           weight_decay=0.01, betas=(0.9, 0.98), eval_interval=0, log_interval=10**9, checkpoint_interval=-1,
-                          progress=False, seed=seed)
+                          progress=False, seed=seed, overwrite=True)
         Trainer(model, cfg, lambda split, i, _k=k: data(split, i + 10**6 * _k), loss_fn=pretraining_loss).fit()
         rows.append(((k + 1) * chunk, probe(model, tok, rng, pos, neg, names), time.perf_counter() - t0))
     return rows

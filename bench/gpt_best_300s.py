@@ -40,7 +40,7 @@ def trainer_for(args, model_config: GPTConfig, get_batch, out_dir: str, max_step
     cfg = TrainConfig(out_dir=out_dir, max_steps=max_steps, batch_size=args.batch_size, lr=args.lr, min_lr=args.lr / 10,
                       warmup_steps=min(args.warmup, max_steps // 10), betas=(0.9, 0.99), weight_decay=0.1,
                       grad_clip=1.0, eval_interval=eval_interval, eval_steps=20, log_interval=50,
-                      checkpoint_interval=-1, progress=False, seed=args.seed)
+                      checkpoint_interval=-1, progress=False, seed=args.seed, overwrite=True)
     return Trainer(GPT(model_config), cfg, get_batch, loss_fn=causal_lm_loss)
 
 

@@ -122,7 +122,7 @@ def train_config(out_dir: str, **kw) -> TrainConfig:
     keys = ("max_steps", "batch_size", "lr", "min_lr", "warmup_steps", "betas", "weight_decay", "grad_clip", "eval_steps")
     base = {k: NANOGPT[k] for k in keys}
     base.update(out_dir=out_dir, eval_interval=500, log_interval=100, checkpoint_interval=-1, progress=False,
-                perplexity=True, seed=1337)
+                perplexity=True, seed=1337, overwrite=True)
     base.update(kw)
     return TrainConfig(**base)
 

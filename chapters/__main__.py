@@ -13,7 +13,8 @@ them); without them a chapter runs with seed 0 and one thread, the numbers the b
 must be a non-negative integer, a thread count a positive one.
 
 Exit status: 0 when every chapter finished and reported at least one check, 1 otherwise
-(the failing chapter's last lines are shown), 2 for bad options.
+(the failing chapter's last lines are shown), 2 for bad options (a --timeout that is not a finite number
+of seconds > 0, an --out or --json that cannot be written: checked before any chapter runs).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from chapters.options import parse_count
+from chapters.options import check_output_dir, check_output_file, parse_count, parse_seconds
 
 CHAPTERS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = CHAPTERS_DIR.parent
@@ -79,7 +80,11 @@ def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool,
     """Run one chapter in a subprocess. Returns a row: chapter, status, checks, figures, seconds, tail
     (and values, the chapter's ch.check_value records). seed, threads: passed as CHAPTERS_SEED and
     CHAPTERS_THREADS (None: those of this process's environment, if any)."""
-    (out / path.stem).mkdir(parents=True, exist_ok=True)
+    try:
+        (out / path.stem).mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # e.g. out/chNN_name exists as a file
+        return {"chapter": path.stem, "seconds": 0.0, "checks": 0, "figures": 0, "returncode": None,
+                "status": f"FAILED (cannot create {out / path.stem}: {e.strerror or e})", "tail": []}
     cmd = [sys.executable, str(path), "--out", str(out / path.stem)] + (["--fast"] if fast else [])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -159,6 +164,20 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_summary(path: Path, rows: list[dict], fast: bool, seed, threads) -> bool:
+    """Write the --json summary; on an OSError (the folder vanished, the disk is full) print one
+    line naming the path and return False instead of raising."""
+    summary = {"fast": fast, "seed": seed, "threads": threads,
+               "chapters": [{k: v for k, v in r.items() if k != "tail"} for r in rows]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    except OSError as e:
+        print(f"python -m chapters: error: --json {path}: cannot write it ({e.strerror or e})", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m chapters", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("out"), help="folder for figures, one subfolder per chapter (default out/)")
     ap.add_argument("--list", action="store_true", help="list the chapters and exit")
     ap.add_argument("--dir", type=Path, default=CHAPTERS_DIR, help="where the chNN_*.py files are (default: this package)")
-    ap.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per chapter (default 300)")
+    ap.add_argument("--timeout", default=None, metavar="SECONDS",
+                    help="seconds allowed per chapter (a finite number > 0; default 300)")
     ap.add_argument("--quiet", action="store_true", help="do not stream the chapters' output, only the summary")
     ap.add_argument("--json", type=Path, default=None, help="also write the summary rows to this JSON file")
     ap.add_argument("--seed", default=None, metavar="N",
@@ -179,13 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         seed = None if args.seed is None else parse_count("--seed", args.seed, 0)
         threads = None if args.threads is None else parse_count("--threads", args.threads, 1)
+        timeout = 300.0 if args.timeout is None else parse_seconds("--timeout", args.timeout)
     except ValueError as e:
         ap.error(str(e))
 
     if not args.dir.is_dir():
         ap.error(f"--dir: expected a folder of chNN_*.py chapters, received {args.dir}")
-    if args.timeout <= 0:
-        ap.error(f"--timeout: expected a positive number of seconds, received {args.timeout:g}")
     try:
         chapters = select(find_chapters(args.dir), args.only)
     except ValueError as e:
@@ -198,12 +217,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{p.stem:<24} {chapter_title(p)}")
         return 0
 
-    out = args.out.resolve()
+    try:  # before the first chapter runs: a bad --out or --json is refused now, not after an hour
+        out = check_output_dir("--out", args.out).resolve()
+        if args.json is not None:
+            check_output_file("--json", args.json)
+    except ValueError as e:
+        ap.error(str(e))
     rows = []
     for p in chapters:
         if not args.quiet:
             print(f"\n=== {p.stem} {'(fast)' if args.fast else ''}", flush=True)
-        row = run_chapter(p, out, args.fast, args.timeout, stream=not args.quiet, seed=seed, threads=threads)
+        row = run_chapter(p, out, args.fast, timeout, stream=not args.quiet, seed=seed, threads=threads)
         rows.append(row)
         if args.quiet:
             print(f"{row['chapter']}: {row['status']} ({row['checks']} checks, {row['seconds']:.1f} s)", flush=True)
@@ -213,10 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in failed:
         print(f"\n--- {r['chapter']}: {r['status']}; its last lines:")
         print("\n".join(f"    {line}" for line in r["tail"]) or "    (no output)")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"fast": args.fast, "seed": seed, "threads": threads, "chapters": [{k: v for k, v in r.items() if k != "tail"} for r in rows]},
-                                        indent=2, ensure_ascii=False), encoding="utf-8")
+    if args.json is not None and not write_summary(args.json, rows, args.fast, seed, threads):
+        return 2
     print(f"\n{len(rows) - len(failed)}/{len(rows)} chapters ok; figures under {out}")
     return 1 if failed else 0
 

@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from chapters.options import parse_count  # noqa: E402,F401  (re-exported)
+from chapters.options import check_output_dir, parse_count  # noqa: E402,F401  (parse_count re-exported)
 
 __all__ = ["Chapter", "CheckFailed", "plt"]
 
@@ -96,6 +96,18 @@ def _option(args_value, env: str, option: str, minimum: int, default: int) -> in
         raise SystemExit(2) from None
 
 
+def _out_dir(path, option: str) -> Path:
+    """The figures folder, created; a path that cannot be (a file, read-only) exits with status 2
+    and a one-line message naming ``option`` (raises ValueError in a notebook)."""
+    try:
+        return check_output_dir(option, path)
+    except ValueError as e:
+        if _in_notebook():
+            raise
+        sys.stderr.write(f"error: {e}\n")
+        raise SystemExit(2) from None
+
+
 class Chapter:
     """One chapter's run: ``fast`` (bool), ``out`` (Path for figures), ``seed`` and ``threads`` (int), ``name``.
 
@@ -119,8 +131,7 @@ class Chapter:
         self.seed = _option(args.seed, "CHAPTERS_SEED", "--seed", 0, seed)
         self.threads = _option(args.threads, "CHAPTERS_THREADS", "--threads", 1, 1)
         out = args.out or os.environ.get("CHAPTERS_OUT") or Path("out") / self.name
-        self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = _out_dir(out, "--out" if args.out else "CHAPTERS_OUT" if os.environ.get("CHAPTERS_OUT") else "out")
         self.n_checks = 0
         self.values: list[dict] = []
         self.figures: list[str] = []

@@ -362,6 +362,25 @@ ch.check("only the rows of the ids in the batch get gradient", rows_with_grad ==
 # %% [markdown]
 # ### Exercise 1.1 — the embedding lookup (查嵌入表)
 #
+# **`embedding_lookup`** · ★ · 1 分 point · 约 ~10 分钟 min
+#
+# **中文：** 实现词向量查表：对 (V, C) 的嵌入矩阵取 weight[ids]，等价于 one-hot(ids) @ weight；若
+# id 超出 [0, V) 则抛出 ValueError。
+#
+# **English:** Look up token vectors: weight[ids] for a (V, C) table, the same as one-hot(ids) @
+# weight; refuse ids outside [0, V) with a ValueError.
+#
+# **提示：** 直接用 id 张量索引嵌入矩阵（weight[ids]），梯度才能传回；先检查取值范围——负数 id 会悄
+# 悄从末尾取行。
+#
+# **Hint:** Index the table with the id tensor (weight[ids]) so the gradient reaches it; check the
+# range first — a negative id would silently index from the end.
+#
+# **不可调用 Not allowed:** `F.embedding`, `torch.embedding`, `torch.ops.aten.embedding`,
+# `nn.Embedding` (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch01`
+#
 # Write `embedding_lookup(ids, weight)`: ids (any shape, int64) and weight (V, C) → vectors of
 # shape (*ids.shape, C), the rows of `weight` picked by the ids; gradients must reach `weight`.
 # Raise `ValueError` for an id outside [0, V). The check compares with `F.embedding`.

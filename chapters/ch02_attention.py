@@ -29,13 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from chapters.book import Chapter, plt
-from minitransformer.attention import (
-    causal_mask,
-    masked_softmax,
-    padding_mask,
-    scaled_dot_product_attention,
-)
-from minitransformer.backward import AttentionFunction, attention_backward
+from minitransformer.attention import causal_mask, padding_mask
 
 ch = Chapter(__file__)
 
@@ -93,13 +87,13 @@ B, T_Q, T_K, D_K, D_V = 2, 3, 5, 8, 3  # a cross-attention shape: 3 queries look
 q = torch.randn(B, T_Q, D_K)
 k = torch.randn(B, T_K, D_K)
 v = torch.randn(B, T_K, D_V)
-out = scaled_dot_product_attention(q, k, v)
+out = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(D_K), dim=-1) @ v  # the matrix form of §1, batched
 ch.show("q", q, "(B, T_q, d_k)")
 ch.show("k", k, "(B, T_k, d_k)")
 ch.show("v", v, "(B, T_k, d_v)  d_v ≠ d_k")
 ch.show("out", out, "(B, T_q, d_v)")
 ch.check("output has d_v columns, not d_k", out.shape == (B, T_Q, D_V), f"shape {tuple(out.shape)}")
-ch.check_close("library attention == F.scaled_dot_product_attention (d_v ≠ d_k)", out,
+ch.check_close("matrix form == F.scaled_dot_product_attention (d_v ≠ d_k)", out,
                F.scaled_dot_product_attention(q, k, v), atol=1e-6)
 
 # %% [markdown]
@@ -191,45 +185,30 @@ ch.savefig(fig, "scaling_by_sqrt_dk")
 # softmax of all −∞ = 0/0 = NaN. We define its output as zero, and so does PyTorch's
 # `F.scaled_dot_product_attention` (recent versions; `nn.MultiheadAttention` still gives NaN).
 
-# %%
-B, H, T, D = 2, 1, 5, 4
-q, k, v = torch.randn(B, H, T, D), torch.randn(B, H, T, D), torch.randn(B, H, T, D)
-attention_mask = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]])  # sentence 2 is left-padded by 2
-pad = padding_mask(attention_mask)  # (B, 1, 1, T)
-causal = causal_mask(T)  # (T, T)
-both = pad & causal  # (B, 1, T, T)
-ch.show("padding mask", pad, "(B, 1, 1, T_k)")
-ch.show("causal mask", causal, "(T_q, T_k)")
-ch.show("padding & causal", both, "(B, 1, T_q, T_k)")
-print("  causal mask (1 = may attend):\n" + "\n".join("    " + " ".join(str(int(b)) for b in row) for row in causal))
-print("  sentence 2, padding & causal:\n" + "\n".join("    " + " ".join(str(int(b)) for b in row) for row in both[1, 0]))
-
-ch.check("causal mask is the lower triangle", torch.equal(causal, torch.ones(T, T, dtype=torch.bool).tril()))
-for name, mask in [("padding", pad), ("causal", causal), ("padding & causal", both)]:
-    ours, w = scaled_dot_product_attention(q, k, v, attn_mask=mask, return_weights=True)
-    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    ch.check_close(f"{name} mask: library == F.scaled_dot_product_attention", ours, ref, atol=1e-6)
-    ch.check(f"{name} mask: masked weights are exactly 0", (w.masked_select(~mask.expand_as(w)) == 0).all())
-ours_causal = scaled_dot_product_attention(q, k, v, is_causal=True)
-ch.check_close("is_causal=True == explicit causal mask", ours_causal,
-               scaled_dot_product_attention(q, k, v, attn_mask=causal), atol=0)
-
-# an additive mask (0 to keep, −∞ to drop) is the same thing written differently
-additive = torch.zeros(T, T).masked_fill(~causal, float("-inf"))
-ch.check_close("additive −∞ mask == boolean mask", scaled_dot_product_attention(q, k, v, attn_mask=additive),
-               ours_causal, atol=0)
-
-# the dead rows: sentence 2, queries 0 and 1 are padding and (causally) can only see padding
-out, w = scaled_dot_product_attention(q, k, v, attn_mask=both, return_weights=True)
-dead = ~both.any(-1)  # (B, 1, T) rows with nothing to see
-ch.check("fully masked rows exist in this batch", int(dead.sum()) == 2, f"{int(dead.sum())} rows (sentence 2, queries 0 and 1)")
-ch.check("fully masked rows → zero weights and zero output, no NaN",
-         bool((out[dead] == 0).all()) and bool((w[dead] == 0).all()) and not bool(out.isnan().any()))
-ch.check("naive softmax(−∞ row) would give NaN (what we avoid)",
-         bool(torch.softmax(torch.full((3,), float("-inf")), -1).isnan().all()))
-
 # %% [markdown]
 # ### Exercise 2.1 — masked attention (带掩码的注意力)
+#
+# **`masked_attention`** · ★★ · 3 分 points · 约 ~30 分钟 min
+#
+# **中文：** 实现缩放点积注意力 softmax(QKᵀ/√d_k)V，支持布尔掩码（True 表示可以关注）和因果掩码；
+# 若某个查询的所有键都被遮住，输出应为零向量而不是 NaN。
+#
+# **English:** Write scaled dot-product attention softmax(QKᵀ/√d_k)V with a boolean mask (True =
+# may attend) and an optional causal mask. A query whose every key is masked must output zeros,
+# not NaN.
+#
+# **提示：** 先合成一个布尔矩阵 allowed（因果下三角 与 掩码 取“与”），False 处填 −∞；对一个键都看
+# 不到的行，在 softmax 之前和之后都置零。
+#
+# **Hint:** Build one boolean 'allowed' matrix (the causal triangle AND the mask), put −∞ where it
+# is False, and zero the rows where nothing is allowed both before and after the softmax.
+#
+# **不可调用 Not allowed:** `attention.scaled_dot_product_attention`, `attention.sdpa_fast`,
+# `attention.masked_softmax`, `F.scaled_dot_product_attention`,
+# `torch.ops.aten.scaled_dot_product_attention` and 4 more / 等共 9 个
+# (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch02`
 #
 # Write `masked_attention(q, k, v, mask=None, is_causal=False)`:
 #
@@ -297,6 +276,45 @@ def check_masked_attention(impl):
 
 ch.verify(check_masked_attention, masked_attention)
 
+# %%
+from minitransformer.attention import masked_softmax, scaled_dot_product_attention  # the library's versions (exercise 2.1)
+
+B, H, T, D = 2, 1, 5, 4
+q, k, v = torch.randn(B, H, T, D), torch.randn(B, H, T, D), torch.randn(B, H, T, D)
+attention_mask = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]])  # sentence 2 is left-padded by 2
+pad = padding_mask(attention_mask)  # (B, 1, 1, T)
+causal = causal_mask(T)  # (T, T)
+both = pad & causal  # (B, 1, T, T)
+ch.show("padding mask", pad, "(B, 1, 1, T_k)")
+ch.show("causal mask", causal, "(T_q, T_k)")
+ch.show("padding & causal", both, "(B, 1, T_q, T_k)")
+print("  causal mask (1 = may attend):\n" + "\n".join("    " + " ".join(str(int(b)) for b in row) for row in causal))
+print("  sentence 2, padding & causal:\n" + "\n".join("    " + " ".join(str(int(b)) for b in row) for row in both[1, 0]))
+
+ch.check("causal mask is the lower triangle", torch.equal(causal, torch.ones(T, T, dtype=torch.bool).tril()))
+for name, mask in [("padding", pad), ("causal", causal), ("padding & causal", both)]:
+    ours, w = scaled_dot_product_attention(q, k, v, attn_mask=mask, return_weights=True)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    ch.check_close(f"{name} mask: library == F.scaled_dot_product_attention", ours, ref, atol=1e-6)
+    ch.check(f"{name} mask: masked weights are exactly 0", (w.masked_select(~mask.expand_as(w)) == 0).all())
+ours_causal = scaled_dot_product_attention(q, k, v, is_causal=True)
+ch.check_close("is_causal=True == explicit causal mask", ours_causal,
+               scaled_dot_product_attention(q, k, v, attn_mask=causal), atol=0)
+
+# an additive mask (0 to keep, −∞ to drop) is the same thing written differently
+additive = torch.zeros(T, T).masked_fill(~causal, float("-inf"))
+ch.check_close("additive −∞ mask == boolean mask", scaled_dot_product_attention(q, k, v, attn_mask=additive),
+               ours_causal, atol=0)
+
+# the dead rows: sentence 2, queries 0 and 1 are padding and (causally) can only see padding
+out, w = scaled_dot_product_attention(q, k, v, attn_mask=both, return_weights=True)
+dead = ~both.any(-1)  # (B, 1, T) rows with nothing to see
+ch.check("fully masked rows exist in this batch", int(dead.sum()) == 2, f"{int(dead.sum())} rows (sentence 2, queries 0 and 1)")
+ch.check("fully masked rows → zero weights and zero output, no NaN",
+         bool((out[dead] == 0).all()) and bool((w[dead] == 0).all()) and not bool(out.isnan().any()))
+ch.check("naive softmax(−∞ row) would give NaN (what we avoid)",
+         bool(torch.softmax(torch.full((3,), float("-inf")), -1).isnan().all()))
+
 # %% [markdown]
 # ## 5. The backward pass by hand (手推反向传播)
 #
@@ -316,6 +334,26 @@ ch.verify(check_masked_attention, masked_attention)
 
 # %% [markdown]
 # ### Exercise 2.2 — attention backward by hand
+#
+# **`attention_backward_by_hand`** · ★★★ · 3 分 points · 约 ~45 分钟 min
+#
+# **中文：** 推导并实现注意力的反向传播：已知 dO，求 dQ、dK、dV（dV = PᵀdO，dP = dO Vᵀ，dS = P ⊙
+# (dP − rowsum(dP ⊙ P))，dQ 与 dK 乘以 1/√d_k）。
+#
+# **English:** Derive and write the backward pass of attention: given dO, return dQ, dK, dV (dV =
+# PᵀdO, dP = dO Vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ and dK scaled by 1/√d_k).
+#
+# **提示：** 先按前向公式重新算出 P，再依次套用五个公式；dS 里的行和是对键（最后一维）求和，要
+# keepdim=True。
+#
+# **Hint:** Recompute P with the forward formulas first, then apply the five formulas in order;
+# the row sum in dS is over the keys (the last axis), with keepdim=True.
+#
+# **不可调用 Not allowed:** `backward.attention_backward`, `backward.AttentionFunction`,
+# `backward.softmax_backward`, `torch.autograd.grad`, `torch.autograd.backward` and 10 more / 等共
+# 15 个 (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch02`
 #
 # Write `attention_backward_by_hand(q, k, v, do, mask=None)` returning (dq, dk, dv) for
 # O = softmax(q kᵀ/√d_k, masked) v, without autograd (every query may see at least one key).
@@ -378,6 +416,9 @@ ch.verify(check_attention_backward_by_hand, attention_backward_by_hand)
 # (f(x + ε) − f(x − ε)) / 2ε in float64 — a reference that involves no calculus at all.
 
 # %%
+from minitransformer.backward import AttentionFunction, attention_backward  # the library's versions (exercise 2.2)
+
+
 class HandAttention(torch.autograd.Function):
     """Our forward (masked softmax) with the hand-written backward above, for gradcheck."""
 

@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from chapters.book import Chapter, plt
-from minitransformer.attention import MultiHeadAttention, causal_mask, merge_heads, split_heads
+from minitransformer.attention import MultiHeadAttention, causal_mask
 
 ch = Chapter(__file__)
 
@@ -41,22 +41,6 @@ ch = Chapter(__file__)
 # After the transpose, the head axis sits next to the batch axis, so one batched matrix product
 # `q @ k.transpose(-2, -1)` computes all B·H attention maps at once.
 
-# %%
-B, T, C, H = 2, 5, 12, 3
-hs = C // H
-x = torch.randn(B, T, C)
-ch.show("x", x, "(B, T, C)")
-step1 = ch.show("x.view(B, T, H, hs)", x.view(B, T, H, hs))
-step2 = ch.show("….transpose(1, 2)", step1.transpose(1, 2), "(B, H, T, hs)")
-heads = split_heads(x, H)
-ch.check("library split_heads == view + transpose", torch.equal(heads, step2))
-for h in range(H):
-    ch.check(f"head {h} holds channels {h * hs}..{(h + 1) * hs - 1}", torch.equal(heads[:, h], x[..., h * hs:(h + 1) * hs]))
-ch.check("splitting is a view: it shares memory with x, no copy", heads.data_ptr() == x.data_ptr())
-merged = merge_heads(heads)
-ch.show("merge_heads(heads)", merged, "(B, T, C)")
-ch.check("merge_heads(split_heads(x)) == x", torch.equal(merged, x))
-
 # %% [markdown]
 # Merging goes back: transpose to (B, T, H, hs), then flatten the last two axes. The transposed
 # tensor is no longer laid out row by row in memory, so `.view` refuses it; `.contiguous().view`
@@ -65,6 +49,34 @@ ch.check("merge_heads(split_heads(x)) == x", torch.equal(merged, x))
 
 # %% [markdown]
 # ### Exercise 3.1 — split and merge heads (拆分与合并多头)
+#
+# **`split_heads_ex`** · ★ · 1 分 point · 约 ~10 分钟 min
+#
+# **中文：** 把 (B, T, C) 拆成 (B, H, T, C/H)：第 h 个头取第 h·C/H 到 (h+1)·C/H 个通道。
+#
+# **English:** Split (B, T, C) into (B, H, T, C/H): head h takes channels h·C/H to (h+1)·C/H.
+#
+# **提示：** 先把每个词元的通道看成 (H, C/H)，再交换 T 轴和 H 轴。
+#
+# **Hint:** First view the channels as (H, C/H) per token, then swap the T and H axes.
+#
+# **不可调用 Not allowed:** `attention.split_heads` (`python -m chapters.assign list`)
+#
+# **`merge_heads_ex`** · ★ · 1 分 point · 约 ~10 分钟 min
+#
+# **中文：** 把 (B, H, T, C/H) 合并回 (B, T, C)，各头的输出按通道依次拼接。
+#
+# **English:** Merge (B, H, T, C/H) back into (B, T, C), the heads' outputs side by side.
+#
+# **提示：** 先把 T 轴换回 H 轴前面，再展平最后两维；转置后的张量要用 reshape（或
+# contiguous().view）。
+#
+# **Hint:** Bring T back before H, then flatten the last two axes; a transposed tensor needs
+# reshape (or contiguous().view).
+#
+# **不可调用 Not allowed:** `attention.merge_heads` (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch03`
 #
 # Write `split_heads_ex(x, n_heads)`: (B, T, C) → (B, H, T, C/H), head h holding channels
 # h·hs … (h+1)·hs − 1; and `merge_heads_ex(x)`: (B, H, T, hs) → (B, T, H·hs), the inverse.
@@ -90,7 +102,8 @@ def merge_heads_ex(x):
 
 def _identity_mha(c, n_heads):
     """nn.MultiheadAttention (float64, no biases) whose Q, K, V and output projections are identities."""
-    mha = nn.MultiheadAttention(c, n_heads, bias=False, batch_first=True, dtype=torch.float64)
+    with torch.random.fork_rng():  # its random initialisation is overwritten: keep the chapter's random numbers
+        mha = nn.MultiheadAttention(c, n_heads, bias=False, batch_first=True, dtype=torch.float64)
     with torch.no_grad():
         mha.in_proj_weight.copy_(torch.cat([torch.eye(c, dtype=torch.float64)] * 3))
         mha.out_proj.weight.copy_(torch.eye(c, dtype=torch.float64))
@@ -142,6 +155,24 @@ def check_merge_heads_ex(impl):
 
 ch.verify(check_split_heads_ex, split_heads_ex)
 ch.verify(check_merge_heads_ex, merge_heads_ex)
+
+# %%
+from minitransformer.attention import merge_heads, split_heads  # the library's versions (exercise 3.1)
+
+B, T, C, H = 2, 5, 12, 3
+hs = C // H
+x = torch.randn(B, T, C)
+ch.show("x", x, "(B, T, C)")
+step1 = ch.show("x.view(B, T, H, hs)", x.view(B, T, H, hs))
+step2 = ch.show("….transpose(1, 2)", step1.transpose(1, 2), "(B, H, T, hs)")
+heads = split_heads(x, H)
+ch.check("library split_heads == view + transpose", torch.equal(heads, step2))
+for h in range(H):
+    ch.check(f"head {h} holds channels {h * hs}..{(h + 1) * hs - 1}", torch.equal(heads[:, h], x[..., h * hs:(h + 1) * hs]))
+ch.check("splitting is a view: it shares memory with x, no copy", heads.data_ptr() == x.data_ptr())
+merged = merge_heads(heads)
+ch.show("merge_heads(heads)", merged, "(B, T, C)")
+ch.check("merge_heads(split_heads(x)) == x", torch.equal(merged, x))
 
 # %% [markdown]
 # ## 2. Multi-head attention from the pieces (从零搭建多头注意力)

@@ -20,9 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from chapters.book import Chapter, plt
-from minitransformer.backward import LayerNormFunction, layer_norm_backward, layer_norm_forward
 from minitransformer.blocks import sublayer_connection
-from minitransformer.layers import FeedForward, LayerNorm, gelu, gelu_tanh, layer_norm, relu
+from minitransformer.layers import gelu_tanh, relu
 
 ch = Chapter(__file__)
 
@@ -58,11 +57,6 @@ with torch.no_grad():
     ref_ln.weight.copy_(gamma)
     ref_ln.bias.copy_(beta)
     ch.check_close("step-by-step LayerNorm == torch.nn.LayerNorm", y, ref_ln(x), atol=1e-5)
-    ch.check_close("library layer_norm == torch.nn.LayerNorm", layer_norm(x, gamma, beta), ref_ln(x), atol=1e-5)
-    ours_mod = LayerNorm(C)
-    ours_mod.weight.copy_(gamma)
-    ours_mod.bias.copy_(beta)
-    ch.check_close("library LayerNorm module == torch.nn.LayerNorm", ours_mod(x), ref_ln(x), atol=1e-5)
 ch.check_close("x̂ has mean 0 per token", xhat.mean(-1), torch.zeros(B, T), atol=1e-5)
 ch.check_close("x̂ has (biased) variance 1 per token", xhat.pow(2).mean(-1), torch.ones(B, T), atol=1e-4)
 
@@ -91,6 +85,25 @@ ch.check("a token's LayerNorm ignores the other tokens and sentences (unlike Bat
 
 # %% [markdown]
 # ### Exercise 4.1 — LayerNorm forward
+#
+# **`layer_norm_forward_ex`** · ★ · 2 分 points · 约 ~15 分钟 min
+#
+# **中文：** 在最后一维上做层归一化：γ ⊙ (x − μ)/√(σ² + ε) + β，方差用有偏估计（除以 C），ε 放在根
+# 号内。
+#
+# **English:** LayerNorm over the last axis: γ ⊙ (x − μ)/√(σ² + ε) + β with the biased variance
+# (divide by C) and ε inside the square root.
+#
+# **提示：** 均值和方差都在 dim=-1 上求，并设 keepdim=True 以便广播；torch.var 默认除以 C − 1。
+#
+# **Hint:** Take the mean and the variance over dim=-1 with keepdim=True so they broadcast back;
+# torch.var divides by C − 1 unless told otherwise.
+#
+# **不可调用 Not allowed:** `layers.layer_norm`, `layers.LayerNorm`,
+# `backward.layer_norm_forward`, `backward.LayerNormFunction`, `F.layer_norm` and 10 more / 等共
+# 15 个 (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch04`
 #
 # Write `layer_norm_forward_ex(x, gamma, beta, eps)`: LayerNorm over the last axis of x (any
 # number of leading axes), biased variance, ε inside the square root. Checked against
@@ -135,6 +148,17 @@ def check_layer_norm_forward_ex(impl):
 
 ch.verify(check_layer_norm_forward_ex, layer_norm_forward_ex)
 
+# %%
+from minitransformer.layers import LayerNorm, layer_norm  # the library's versions (exercise 4.1)
+
+with torch.no_grad():
+    ch.check_close("library layer_norm == torch.nn.LayerNorm", layer_norm(x, gamma, beta), ref_ln(x), atol=1e-5)
+    ours_mod = LayerNorm(C)
+    ours_mod.weight.copy_(gamma)
+    ours_mod.bias.copy_(beta)
+    ch.check_close("library LayerNorm module == torch.nn.LayerNorm", ours_mod(x), ref_ln(x), atol=1e-5)
+    ch.check_close("exercise 4.1 == torch.nn.LayerNorm", layer_norm_forward_ex(x, gamma, beta), ref_ln(x), atol=1e-5)
+
 # %% [markdown]
 # ## 2. LayerNorm backward by hand (手推层归一化的反向传播)
 #
@@ -155,6 +179,25 @@ ch.verify(check_layer_norm_forward_ex, layer_norm_forward_ex)
 
 # %% [markdown]
 # ### Exercise 4.2 — LayerNorm backward
+#
+# **`layer_norm_backward_ex`** · ★★★ · 3 分 points · 约 ~40 分钟 min
+#
+# **中文：** 实现层归一化的反向传播：已知 dy，返回 dx、dγ、dβ。注意 μ 和 σ² 都依赖于每个 x_j。
+#
+# **English:** Write LayerNorm's backward pass: return dx, dγ, dβ given dy. Remember that μ and σ²
+# depend on every x_j.
+#
+# **提示：** 记 r = 1/√(σ² + ε)，x̂ = (x − μ)·r，g = dy·γ：dx = r·(g − mean(g) − x̂·mean(g·x̂))；
+# dγ 与 dβ 在除最后一维外的所有维度上求和。
+#
+# **Hint:** With r = 1/√(σ² + ε), x̂ = (x − μ)·r and g = dy·γ: dx = r·(g − mean(g) −
+# x̂·mean(g·x̂)); dγ and dβ sum over every axis but the last.
+#
+# **不可调用 Not allowed:** `backward.layer_norm_backward`, `backward.LayerNormFunction`,
+# `torch.autograd.grad`, `torch.autograd.backward`, `torch.Tensor.backward` and 10 more / 等共 15
+# 个 (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch04`
 #
 # Write `layer_norm_backward_ex(dy, x, gamma, eps)` returning (dx, dgamma, dbeta) without
 # autograd. dgamma and dbeta sum over every leading axis, so they have shape (C,).
@@ -207,6 +250,9 @@ ch.verify(check_layer_norm_backward_ex, layer_norm_backward_ex)
 
 
 # %%
+from minitransformer.backward import LayerNormFunction, layer_norm_backward, layer_norm_forward  # (exercises 4.1, 4.2)
+
+
 class HandLayerNorm(torch.autograd.Function):
     """LayerNorm forward (exercise 4.1) with the hand-written backward (exercise 4.2), for gradcheck."""
 
@@ -246,6 +292,27 @@ ch.check_close("dx sums to 0 per token (shifting a token's inputs changes nothin
 # GPT-2 used a tanh approximation, ½x(1 + tanh(√(2/π)(x + 0.044715x³))), which differs from the
 # exact form by at most ~5·10⁻⁴. Loading GPT-2 weights with the wrong one gives slightly wrong logits.
 
+# %% [markdown]
+# ### Exercise 4.3 — exact GELU (精确的 GELU)
+#
+# **`gelu_ex`** · ★ · 1 分 point · 约 ~10 分钟 min
+#
+# **中文：** 实现 GELU(x) = x·Φ(x) = ½x(1 + erf(x/√2))，即 BERT 使用的精确形式。
+#
+# **English:** GELU(x) = x·Φ(x) = ½x(1 + erf(x/√2)), the exact form BERT uses.
+#
+# **提示：** torch.erf 就是误差函数；√2 写作 math.sqrt(2.0)。
+#
+# **Hint:** torch.erf is the error function; √2 is math.sqrt(2.0).
+#
+# **不可调用 Not allowed:** `layers.gelu`, `F.gelu`, `torch.ops.aten.gelu`, `nn.GELU`
+# (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch04`
+#
+# Write `gelu_ex(x)`, elementwise on a tensor of any shape. The check compares with `F.gelu` on
+# [−30, 30] in float64.
+
 # %%
 def gelu_ex(x):
     """Exact GELU: x · Φ(x) = ½ x (1 + erf(x / √2))."""
@@ -272,6 +339,10 @@ def check_gelu_ex(impl):
 
 
 ch.verify(check_gelu_ex, gelu_ex)
+
+# %%
+from minitransformer.layers import gelu  # the library's version (exercise 4.3)
+
 grid = torch.linspace(-4, 4, ch.steps(4001, 801), dtype=torch.float64)
 ch.check_close("library gelu == F.gelu", gelu(grid), F.gelu(grid), atol=1e-12)
 ch.check_close("library gelu_tanh == F.gelu(approximate='tanh')", gelu_tanh(grid), F.gelu(grid, approximate="tanh"), atol=1e-12)
@@ -305,7 +376,25 @@ ch.savefig(fig, "gelu_vs_relu")
 # tokens, the FFN then processes each token on its own. Its 2·C·d_ff weights are about two
 # thirds of a BERT layer's parameters.
 #
-# ### Exercise 4.3 — the feed-forward layer
+# ### Exercise 4.4 — the feed-forward layer (前馈层)
+#
+# **`feed_forward_ex`** · ★ · 1 分 point · 约 ~10 分钟 min
+#
+# **中文：** 实现逐位置前馈层 FFN(x) = W₂·GELU(W₁x + b₁) + b₂（权重按 nn.Linear 的存储方式）。
+#
+# **English:** The position-wise feed-forward layer FFN(x) = W₂·GELU(W₁x + b₁) + b₂ (weights as
+# nn.Linear stores them).
+#
+# **提示：** nn.Linear 的权重形状是 (out_features, in_features)，所以一层是 x @ W.T + b；激活函数
+# 用练习 4.3 的精确 GELU。
+#
+# **Hint:** nn.Linear stores W as (out_features, in_features), so a layer is x @ W.T + b; the GELU
+# is the exact one of exercise 4.3.
+#
+# **不可调用 Not allowed:** `layers.FeedForward`, `F.linear`, `nn.Linear`
+# (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch04`
 #
 # Write `feed_forward_ex(x, w1, b1, w2, b2)` with weights laid out like `nn.Linear.weight`
 # (out_features, in_features) and the exact GELU.
@@ -343,6 +432,9 @@ def check_feed_forward_ex(impl):
 
 
 ch.verify(check_feed_forward_ex, feed_forward_ex)
+
+# %%
+from minitransformer.layers import FeedForward  # the library's version (exercise 4.4)
 
 C, D_FF = 16, 64
 ffn = FeedForward(C, D_FF)  # library module: fc1, fc2

@@ -22,13 +22,7 @@ import torch.nn as nn
 
 from chapters.book import Chapter, plt
 from minitransformer.attention import MultiHeadAttention
-from minitransformer.positions import (
-    LearnedPositionalEmbedding,
-    RotaryEmbedding,
-    apply_rope,
-    rope_angles,
-    sinusoidal_table,
-)
+from minitransformer.positions import LearnedPositionalEmbedding
 
 ch = Chapter(__file__)
 
@@ -70,7 +64,94 @@ ch.check_close('"dog bites man" and "man bites dog" pool to the same vector', po
 #   depends on k only — a linear layer can learn "k positions back";
 # * **dot products depend only on distance**: PE[m] · PE[n] = Σ_i cos((m − n) ω_i).
 
+# %% [markdown]
+# ### Exercise 5.1 — the sinusoidal table (正弦位置编码表)
+#
+# **`sinusoidal_table_ex`** · ★ · 1 分 point · 约 ~15 分钟 min
+#
+# **中文：** 构造形状为 (max_len, d_model) 的正弦位置编码表 PE（float64）：PE[pos, 2i] =
+# sin(pos·ω_i)，PE[pos, 2i+1] = cos(pos·ω_i)，其中 ω_i = 10000^(−2i/d_model)；d_model 为奇数时抛出
+# ValueError。
+#
+# **English:** Build the sinusoidal position table PE of shape (max_len, d_model) in float64:
+# PE[pos, 2i] = sin(pos·ω_i), PE[pos, 2i+1] = cos(pos·ω_i) with ω_i = 10000^(−2i/d_model); refuse
+# an odd d_model with a ValueError.
+#
+# **提示：** 位置做成 (max_len, 1) 的列、频率做成 (1, d/2) 的行，相乘即得全部角度；偶数列填 sin，
+# 奇数列填 cos（pe[:, 0::2] = ...）。
+#
+# **Hint:** A (max_len, 1) column of positions times a (1, d/2) row of frequencies gives every
+# angle at once; fill the even columns with sin and the odd ones with cos (pe[:, 0::2] = ...).
+#
+# **不可调用 Not allowed:** `positions.sinusoidal_table`, `positions.SinusoidalPositionalEncoding`
+# (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch05`
+#
+# Write `sinusoidal_table_ex(max_len, d_model)` → a float64 tensor (max_len, d_model) following
+# the formula above. Columns 2i and 2i + 1 share the frequency ω_i: sin and cos **interleaved**,
+# not two halves. The check compares with the angles of complex exponentials e^{i·pos·ω_i}
+# (`torch.polar`) and with the dot-product property.
+
 # %%
+def sinusoidal_table_ex(max_len, d_model):
+    """PE[pos, 2i] = sin(pos·ω_i), PE[pos, 2i+1] = cos(pos·ω_i), ω_i = 10000^(−2i/d). -> (max_len, d) float64."""
+    ### BEGIN SOLUTION
+    if d_model % 2 != 0:
+        raise ValueError(f"d_model: expected an even number, received {d_model}")
+    pos = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)  # (L, 1)
+    omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (d/2,)
+    pe = torch.zeros(max_len, d_model, dtype=torch.float64)
+    pe[:, 0::2] = torch.sin(pos * omega)  # (L, d/2) into the even columns
+    pe[:, 1::2] = torch.cos(pos * omega)
+    return pe
+    ### END SOLUTION
+
+
+def check_sinusoidal_table_ex(impl):
+    """sin and cos from the angles of torch.polar(1, pos·ω_i) (atol 1e-6) for three sizes; the dot products
+    PE[m]·PE[n] = Σ_i cos((m − n)ω_i); an odd d_model refused with ValueError."""
+    worst = 0.0
+    for max_len, d in [(50, 16), (7, 2), (129, 64)]:
+        omega = torch.pow(torch.tensor(10000.0, dtype=torch.float64), -2.0 * torch.arange(d // 2, dtype=torch.float64) / d)
+        angles = torch.arange(max_len, dtype=torch.float64)[:, None] * omega  # (L, d/2)
+        z = torch.polar(torch.ones_like(angles), angles)  # cos + i·sin
+        want = torch.stack([z.imag, z.real], dim=-1).reshape(max_len, d)  # sin, cos, sin, cos, …
+        got = impl(max_len, d)
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise AssertionError(f"max_len={max_len}, d_model={d}: expected shape {tuple(want.shape)}, received {shape}")
+        if got.dtype != torch.float64:
+            raise AssertionError(f"max_len={max_len}, d_model={d}: expected dtype torch.float64, received {got.dtype}")
+        err = float((got - want).abs().max())
+        if not err <= 1e-6:
+            if float((got - torch.stack([z.real, z.imag], dim=-1).reshape(max_len, d)).abs().max()) <= 1e-6:
+                hint = "sin and cos are swapped: column 2i holds sin, column 2i + 1 cos"
+            elif float((got - torch.cat([z.imag, z.real], dim=-1)).abs().max()) <= 1e-6:
+                hint = "these are two halves (all sin, then all cos); interleave them: pe[:, 0::2] and pe[:, 1::2]"
+            else:
+                hint = "ω_i = 10000^(−2i/d_model) with i = 0 … d/2 − 1, and the angle is pos·ω_i"
+            raise AssertionError(f"max_len={max_len}, d_model={d}: max abs err {err:.1e} vs sin/cos of pos·ω_i — {hint}")
+        worst = max(worst, err)
+        dots = got @ got.T
+        m = torch.arange(max_len, dtype=torch.float64)
+        closed = torch.cos((m[:, None, None] - m[None, :, None]) * omega).sum(-1)
+        if not float((dots - closed).abs().max()) <= 1e-4:
+            raise AssertionError(f"max_len={max_len}, d_model={d}: PE[m]·PE[n] must equal Σ_i cos((m − n)ω_i)")
+    try:
+        impl(10, 7)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("d_model = 7: expected a ValueError (sin and cos come in pairs, so d_model must be even)")
+    return f"3 sizes equal sin/cos of pos·ω_i (max abs err {worst:.1e}); PE[m]·PE[n] depends only on m − n; odd d refused"
+
+
+ch.verify(check_sinusoidal_table_ex, sinusoidal_table_ex)
+
+# %%
+from minitransformer.positions import sinusoidal_table  # the library's version (exercise 5.1)
+
 L, D = ch.steps(128, 64), 64
 pe = sinusoidal_table(L, D).double()  # (L, D); the library stores it in float32
 # the same table from the formula, element by element, in numpy
@@ -81,6 +162,7 @@ for pos in range(L):
         ref[pos, 2 * i], ref[pos, 2 * i + 1] = math.sin(pos * w), math.cos(pos * w)
 ch.show("sinusoidal table", pe, "(max_len, d)")
 ch.check_close("library sinusoidal_table == the formula (numpy loop)", pe, ref, atol=1e-6)
+ch.check_close("exercise 5.1 == the formula (numpy loop)", sinusoidal_table_ex(L, D), ref, atol=1e-12)
 
 omega = 10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)  # (D/2,)
 
@@ -158,7 +240,90 @@ ch.check(f"a learned table cannot go past max_len = {MAX_LEN}", too_long)
 # (the "long-term decay" of the RoFormer paper), which the figure shows.
 # We check the library's `apply_rope` against that complex multiplication, done by PyTorch.
 
+# %% [markdown]
+# ### Exercise 5.2 — rotary position embedding (旋转位置编码)
+#
+# **`rope_ex`** · ★★ · 2 分 points · 约 ~25 分钟 min
+#
+# **中文：** 对 x (..., T, d) 施加旋转位置编码：位于位置 m = positions[t] 的向量，把每一对通道 (i,
+# i + d/2) 旋转角度 m·θ_i，θ_i = 10000^(−2i/d)：(a, b) → (a·cos − b·sin, a·sin + b·cos)。返回与 x
+# 形状相同的新张量。
+#
+# **English:** Apply rotary position embedding to x (..., T, d): the vector at position m =
+# positions[t] has each channel pair (i, i + d/2) rotated by the angle m·θ_i, θ_i = 10000^(−2i/d):
+# (a, b) → (a·cos − b·sin, a·sin + b·cos). Return a new tensor of x's shape.
+#
+# **提示：** 把最后一维拆成两半 a = x[..., :d/2]、b = x[..., d/2:]；角度是一张 (T, d/2) 的表，可在
+# 前面的维度上广播；最后用 torch.cat 拼回两半。
+#
+# **Hint:** Split the last axis into halves a = x[..., :d/2] and b = x[..., d/2:]; the angles form
+# a (T, d/2) table that broadcasts over the leading axes; torch.cat the two rotated halves.
+#
+# **不可调用 Not allowed:** `positions.apply_rope`, `positions.rope_angles`,
+# `positions.rotate_half`, `positions.RotaryEmbedding` (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch05`
+#
+# Write `rope_ex(x, positions)`: x (..., T, d) with d even, positions (T,) int64 → the rotated
+# tensor, same shape and dtype (compute the angles in float64). Pair i is (x_i, x_{i+d/2}), the
+# half-split convention of GPT-NeoX and LLaMA in Hugging Face (the RoFormer paper pairs neighbours
+# (x_{2i}, x_{2i+1}) instead; the two differ by a fixed permutation of the channels). The check
+# compares with complex multiplication and with the relative-position property.
+
 # %%
+def rope_ex(x, positions):
+    """Rotate channel pairs (i, i + d/2) of x (..., T, d) by positions[t]·θ_i, θ_i = 10000^(−2i/d)."""
+    ### BEGIN SOLUTION
+    d = x.size(-1)
+    theta = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)  # (d/2,)
+    angles = positions.to(torch.float64)[:, None] * theta  # (T, d/2)
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    a, b = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+    ### END SOLUTION
+
+
+def check_rope_ex(impl):
+    """Compare with z·e^{i·m·θ} (torch.polar, float64, atol 1e-12), z = x_i + i·x_{i+d/2}, for ordered,
+    shuffled and repeated positions; x unchanged; q_m·k_n depends only on m − n."""
+    g = torch.Generator().manual_seed(0)
+    worst = 0.0
+    cases = [("(2, 3, 5, 8), positions 0..4", (2, 3, 5, 8), torch.arange(5)),
+             ("(6, 4), positions [3, 0, 7, 7, 100, 1]", (6, 4), torch.tensor([3, 0, 7, 7, 100, 1])),
+             ("(1, 3, 2): d = 2", (1, 3, 2), torch.tensor([5, 9, 2]))]
+    for case, shape, positions in cases:
+        d = shape[-1]
+        x = torch.randn(*shape, generator=g, dtype=torch.float64)
+        before = x.clone()
+        theta = torch.pow(torch.tensor(10000.0, dtype=torch.float64), -2.0 * torch.arange(d // 2, dtype=torch.float64) / d)
+        z = torch.complex(x[..., : d // 2], x[..., d // 2:])
+        z = z * torch.polar(torch.ones(len(positions), d // 2, dtype=torch.float64), positions[:, None].double() * theta)
+        want = torch.cat([z.real, z.imag], dim=-1)
+        got = impl(x, positions)
+        if not torch.equal(x, before):
+            raise AssertionError(f"{case}: x was modified in place; return a new tensor")
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            shape_got = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise AssertionError(f"{case}: expected shape {tuple(want.shape)}, received {shape_got}")
+        err = float((got - want).abs().max())
+        if not err <= 1e-12:
+            raise AssertionError(f"{case}: max abs err {err:.1e} vs complex multiplication — pair i is (x_i, x_{{i+d/2}}), "
+                                 "rotated by positions[t]·θ_i with θ_i = 10000^(−2i/d): (a, b) → (a·cos − b·sin, a·sin + b·cos)")
+        worst = max(worst, err)
+    q, k = (torch.randn(1, 8, generator=g, dtype=torch.float64).expand(12, 8) for _ in range(2))
+    pos = torch.arange(12)
+    scores = impl(q, pos) @ impl(k, pos).T  # scores[m, n] = q_m · k_n
+    dev = max(float((scores.diagonal(o) - scores.diagonal(o)[0]).abs().max()) for o in range(-11, 12))
+    if not dev <= 1e-10:
+        raise AssertionError(f"q_m · k_n should depend only on m − n (constant along diagonals), deviation {dev:.1e}")
+    return f"3 cases equal z·e^(imθ) (max abs err {worst:.1e}); x untouched; q_m·k_n depends only on m − n"
+
+
+ch.verify(check_rope_ex, rope_ex)
+
+# %%
+from minitransformer.positions import RotaryEmbedding, apply_rope, rope_angles  # the library's versions (exercise 5.2)
+
 HD = 8  # head dimension
 L_R = ch.steps(64, 32)
 pos = torch.arange(L_R)
@@ -173,6 +338,7 @@ z = torch.complex(q[..., : HD // 2], q[..., HD // 2:])  # pair i = (x_i, x_{i+d/
 z_rot = z * torch.polar(torch.ones(L_R, HD // 2, dtype=torch.float64), pos[:, None].double() * theta)
 ref_rot = torch.cat([z_rot.real, z_rot.imag], dim=-1)
 ch.check_close("apply_rope == complex multiplication z·e^{imθ} (torch.polar)", q_rot, ref_rot, atol=1e-12)
+ch.check_close("exercise 5.2 == complex multiplication z·e^{imθ}", rope_ex(q, pos), ref_rot, atol=1e-12)
 ch.check_close("rotation keeps the length ‖q_m‖", q_rot.norm(dim=-1), q.norm(dim=-1), atol=1e-12)
 
 scores = (q_rot[0, 0] @ k_rot[0, 0].T)  # (L, L): scores[m, n] = q_m · k_n

@@ -29,7 +29,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from chapters.book import Chapter, plt
-from minitransformer.blocks import EncoderBlock
 from minitransformer.transformer import Encoder
 
 ch = Chapter(__file__)
@@ -41,7 +40,98 @@ ch = Chapter(__file__)
 # settings: GELU, post-LN, LayerNorm ε = 1e-12. We run the two lines above ourselves and compare
 # with the library's `EncoderBlock.forward`.
 
+# %% [markdown]
+# ### Exercise 6.1 — wire an encoder block (搭建编码器层)
+#
+# **`encoder_block_ex`** · ★★ · 2 分 points · 约 ~20 分钟 min
+#
+# **中文：** 用给定的子层搭出一个编码器层，子层都是 (B, T, C) → (B, T, C) 的可调用对象：self_attn
+# 、feed_forward、norm1、norm2。后置层归一化（norm_first=False，BERT）：x = norm1(x +
+# self_attn(x))，再 x = norm2(x + feed_forward(x))；前置层归一化（norm_first=True）：x = x +
+# self_attn(norm1(x))，再 x = x + feed_forward(norm2(x))。
+#
+# **English:** Wire one encoder block from its sublayers, given as callables (B, T, C) → (B, T,
+# C): self_attn, feed_forward, norm1, norm2. Post-LN (norm_first=False, BERT): x = norm1(x +
+# self_attn(x)), then x = norm2(x + feed_forward(x)); pre-LN (norm_first=True): x = x +
+# self_attn(norm1(x)), then x = x + feed_forward(norm2(x)).
+#
+# **提示：** 两个残差子层依次相接；两种写法的唯一区别是层归一化作用在“求和之后”还是“子层的输入上”
+# 。
+#
+# **Hint:** Two residual sublayers, one after the other; the variants differ only in whether the
+# LayerNorm wraps the sum or the sublayer's input.
+#
+# **不可调用 Not allowed:** `blocks.sublayer_connection`, `blocks.EncoderBlock`,
+# `nn.TransformerEncoderLayer`, `nn.TransformerEncoder`, `transformer.Encoder`
+# (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch06`
+#
+# Write `encoder_block_ex(x, self_attn, feed_forward, norm1, norm2, norm_first=False)`. The four
+# sublayers are given as callables (B, T, C) → (B, T, C) — attention already knows the padding
+# mask, dropout is off — so only the wiring is yours: two residual sublayers, post-LN or pre-LN.
+# The check hands you the parts of an `nn.TransformerEncoderLayer` and compares with that layer.
+
 # %%
+def encoder_block_ex(x, self_attn, feed_forward, norm1, norm2, norm_first=False):
+    """One encoder block from its sublayers: post-LN x = LN(x + f(x)), pre-LN x = x + f(LN(x)), attention then FFN."""
+    ### BEGIN SOLUTION
+    if norm_first:
+        x = x + self_attn(norm1(x))
+        return x + feed_forward(norm2(x))
+    x = norm1(x + self_attn(x))
+    return norm2(x + feed_forward(x))
+    ### END SOLUTION
+
+
+def check_encoder_block_ex(impl):
+    """nn.TransformerEncoderLayer (float64, dropout 0, train mode: the plain math), post-LN and pre-LN, with a
+    padded sentence and non-trivial LayerNorms: its own sublayers go to impl, its output is the reference."""
+    worst = 0.0
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        for norm_first, name in [(False, "post-LN (norm_first=False)"), (True, "pre-LN (norm_first=True)")]:
+            layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation="gelu", batch_first=True,
+                                               norm_first=norm_first, dtype=torch.float64).train()
+            with torch.no_grad():
+                for norm in (layer.norm1, layer.norm2):
+                    norm.weight.add_(0.5 * torch.randn(8, dtype=torch.float64))
+                    norm.bias.add_(0.5 * torch.randn(8, dtype=torch.float64))
+            x = torch.randn(2, 5, 8, dtype=torch.float64)
+            padding = torch.tensor([[False] * 5, [False, False, False, True, True]])  # True = padding (PyTorch)
+            calls = []
+
+            def self_attn(h):
+                calls.append("self_attn")
+                return layer.self_attn(h, h, h, key_padding_mask=padding, need_weights=False)[0]
+
+            def feed_forward(h):
+                calls.append("feed_forward")
+                return layer.linear2(F.gelu(layer.linear1(h)))
+
+            with torch.no_grad():
+                want = layer(x, src_key_padding_mask=padding)
+                got = impl(x, self_attn, feed_forward, layer.norm1, layer.norm2, norm_first)
+            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+                raise AssertionError(f"{name}: expected shape {tuple(want.shape)} (B, T, C), received {shape}")
+            if calls != ["self_attn", "feed_forward"]:
+                raise AssertionError(f"{name}: expected self_attn then feed_forward, each called once, received {calls}")
+            err = float((got - want).abs().max())
+            if not err <= 1e-10:
+                hint = ("pre-LN: x = x + self_attn(norm1(x)), then x = x + feed_forward(norm2(x)) — no norm after the sum"
+                        if norm_first else
+                        "post-LN: x = norm1(x + self_attn(x)), then x = norm2(x + feed_forward(x)) — norm1 first, norm2 second")
+                raise AssertionError(f"{name}: max abs err {err:.1e} vs nn.TransformerEncoderLayer — {hint}")
+            worst = max(worst, err)
+    return f"post-LN and pre-LN with padding equal nn.TransformerEncoderLayer, max abs err {worst:.1e}"
+
+
+ch.verify(check_encoder_block_ex, encoder_block_ex)
+
+# %%
+from minitransformer.blocks import EncoderBlock  # the library's block (exercise 6.1)
+
 B, T, C, H, D_FF = 2, 6, 32, 4, 128
 EPS = 1e-12  # BERT's LayerNorm epsilon
 block = EncoderBlock(C, H, D_FF, dropout=0.0, activation="gelu", norm_first=False, eps=EPS).train()
@@ -53,9 +143,12 @@ with torch.no_grad():
     h = block.norm1(x + a)  # x = LN(x + Dropout(MHA(x))), dropout 0 here
     y_hand = block.norm2(h + block.ff(h))  # x = LN(x + Dropout(FFN(x)))
     y_lib, _ = block(x, attention_mask=attention_mask)
+    y_ex = encoder_block_ex(x, lambda h: block.self_attn(h, attention_mask=attention_mask)[0], block.ff,
+                            block.norm1, block.norm2)
 ch.show("x", x, "(B, T, C)")
 ch.show("block(x)", y_lib, "(B, T, C): one vector per token")
 ch.check_close("post-LN block by hand == library EncoderBlock", y_hand, y_lib, atol=1e-5)
+ch.check_close("exercise 6.1 with the block's sublayers == library EncoderBlock", y_ex, y_lib, atol=1e-5)
 
 # %% [markdown]
 # ## 2. Against `nn.TransformerEncoderLayer` (与 PyTorch 对照)

@@ -236,6 +236,88 @@ ch.check_close("Seq2SeqTransformer logits == lm_head(nn.Transformer(embed(src), 
 #
 #     tgt_in = [CLS] y₁ y₂ … y_n          labels = y₁ y₂ … y_n [SEP]      (loss ignores [PAD])
 
+# %% [markdown]
+# ### Exercise 7.1 — the teacher-forcing loss (教师强制损失)
+#
+# **`teacher_forcing_loss_ex`** · ★★ · 2 分 points · 约 ~25 分钟 min
+#
+# **中文：** 编码器-解码器的教师强制损失：对每个目标序列 y（id 列表），解码器读入 [BOS] y₁ … y_n，
+# 要预测 y₁ … y_n [EOS]。用 pad_id 把一批补齐，源句只编码一次（src_mask = src != pad_id），一次调
+# 用解码所有位置，返回在所有真实目标词元上平均的交叉熵（忽略填充）。
+#
+# **English:** The teacher-forcing loss of an encoder-decoder: for each target y (a list of ids)
+# the decoder reads [BOS] y₁ … y_n and must predict y₁ … y_n [EOS]. Pad the batch with pad_id,
+# encode src once (src_mask = src != pad_id), decode every position in one call, and return the
+# cross-entropy averaged over every real target token (padding ignored).
+#
+# **提示：** tgt_in 与 labels 是错开一位的同一序列：[BOS] + y 与 y + [EOS]。F.cross_entropy(...,
+# ignore_index=pad_id) 只在非填充的标签上取平均。
+#
+# **Hint:** tgt_in and labels are one list shifted by one: [BOS] + y and y + [EOS].
+# F.cross_entropy(..., ignore_index=pad_id) averages over the labels that are not padding.
+#
+# **不可调用 Not allowed:** `transformer.Seq2SeqTransformer.forward`
+# (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch07`
+#
+# Write `teacher_forcing_loss_ex(model, src, targets, bos_id, eos_id, pad_id)`: `model` is a
+# `Seq2SeqTransformer` (use `model.encode(src, src_mask)` and `model.decode(tgt_in, memory,
+# src_mask)`), `src` a padded (B, S) tensor, `targets` B lists of target ids of different
+# lengths. Return the scalar loss. The check computes the same average another way: one prefix
+# at a time, the negative log-probability of each next target token given the true prefix.
+
+# %%
+def teacher_forcing_loss_ex(model, src, targets, bos_id, eos_id, pad_id):
+    """Mean cross-entropy of predicting y₁ … y_n [EOS] from [BOS] y₁ … y_n, over every real target token."""
+    ### BEGIN SOLUTION
+    length = max(len(y) for y in targets) + 1
+    tgt_in = torch.tensor([[bos_id] + list(y) + [pad_id] * (length - 1 - len(y)) for y in targets])  # (B, T)
+    labels = torch.tensor([list(y) + [eos_id] + [pad_id] * (length - 1 - len(y)) for y in targets])  # (B, T)
+    src_mask = src != pad_id
+    logits = model.decode(tgt_in, model.encode(src, src_mask), src_mask)  # (B, T, V)
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=pad_id)
+    ### END SOLUTION
+
+
+def tiny_seq2seq(seed):
+    """A small random Seq2SeqTransformer in float64 for the checks (vocabularies of 11 and 13 ids, [PAD] = 0)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        config = Seq2SeqConfig(11, 13, d_model=16, n_heads=2, d_ff=32, n_encoder_layers=1, n_decoder_layers=1,
+                               dropout=0.0, max_len=32, pad_id=0)
+        return Seq2SeqTransformer(config).double().eval()
+
+
+def check_teacher_forcing_loss_ex(impl):
+    """Against the definition, one prefix at a time: mean over all target tokens (and each [EOS]) of
+    −log p(y_t | [BOS] y_<t, x), with the sentences padded to different lengths (float64, atol 1e-10)."""
+    bos, eos, pad = 1, 2, 0
+    model = tiny_seq2seq(0)
+    src = torch.tensor([[5, 6, 7, 8, 9], [4, 3, 0, 0, 0], [10, 9, 8, 0, 0]])  # (B, S), [PAD] = 0
+    targets = [[3, 4, 5, 6], [7], [8, 9, 12]]
+    nll = []
+    with torch.no_grad():
+        for row, y in zip(src, targets):
+            s = row[None, : int((row != pad).sum())]  # the sentence alone, unpadded
+            memory = model.encode(s, s != pad)
+            for t, nxt in enumerate(list(y) + [eos]):
+                logits = model.decode(torch.tensor([[bos] + list(y[:t])]), memory, s != pad)[0, -1]  # (V,)
+                nll.append(-float(torch.log_softmax(logits, -1)[nxt]))
+        want = sum(nll) / len(nll)
+        got = impl(model, src, [list(y) for y in targets], bos, eos, pad)
+    if not isinstance(got, torch.Tensor) or got.dim() != 0:
+        raise AssertionError(f"expected a scalar tensor, received {getattr(got, 'shape', type(got).__name__)}")
+    err = abs(float(got) - want)
+    if not err <= 1e-10:
+        raise AssertionError(f"loss {float(got):.6f}, expected {want:.6f} (the mean of {len(nll)} next-token losses) — the "
+                             "decoder reads [BOS] + y, the labels are y + [EOS]; ignore the padding (ignore_index=pad_id) "
+                             "and encode the source with its padding mask")
+    return f"equals the mean of {len(nll)} next-token losses computed one prefix at a time (err {err:.1e})"
+
+
+ch.verify(check_teacher_forcing_loss_ex, teacher_forcing_loss_ex)
+
 # %%
 pairs = {split: load_world_translation(split) for split in ("train", "val", "test")}
 src_tok = SentencePieceTokenizer.train([en for en, _ in pairs["train"]], 600, model_type="bpe", specials=BERT_SPECIALS)
@@ -335,7 +417,7 @@ val_batches = epoch_batches(len(encoded["val"]), BATCH, ch.seed_for(0), lambda i
 train_config = TrainConfig(out_dir=str(ch.out / "run"), max_steps=STEPS, batch_size=BATCH, lr=3e-3, min_lr=1e-4,
                            warmup_steps=max(1, STEPS // 12), weight_decay=0.01, betas=(0.9, 0.98),
                            eval_interval=ch.steps(40, 5), eval_steps=ch.steps(3, 1), log_interval=ch.steps(10, 2),
-                           checkpoint_interval=-1, progress=False, seed=ch.seed_for(0))
+                           checkpoint_interval=-1, progress=False, overwrite=True, seed=ch.seed_for(0))
 t0 = time.perf_counter()
 history = Trainer(model, train_config, by_split(train=bucketed, val=val_batches)).fit()
 train_seconds = time.perf_counter() - t0
@@ -343,6 +425,11 @@ train_rows = [r for r in history if r["split"] == "train"]
 val_rows = [r for r in history if r["split"] == "val"]
 print(f"  {STEPS} steps in {train_seconds:.1f} s; train loss {train_rows[0]['loss']:.2f} -> {train_rows[-1]['loss']:.3f}, "
       f"val loss {val_rows[0]['loss']:.2f} -> {val_rows[-1]['loss']:.3f}")
+with torch.no_grad():
+    few = encoded["val"][:8]
+    own = model.eval()(**collate(few))[1]
+    ex_loss = teacher_forcing_loss_ex(model, pad_to([s for s, _ in few]), [y for _, y in few], BOS, EOS, PAD)
+ch.check_close("exercise 7.1 == Seq2SeqTransformer.forward's loss (8 validation pairs)", ex_loss, own, atol=1e-5)
 ch.check_value("validation loss went down (last / first)", val_rows[-1]["loss"] / val_rows[0]["loss"], high=ch.steps(0.1, 0.9),
                detail=f"{val_rows[0]['loss']:.2f} -> {val_rows[-1]['loss']:.3f}")
 
@@ -364,27 +451,118 @@ ch.savefig(fig, "loss_curve")
 #
 # The source is encoded once. Recomputing the decoder over the whole prefix at every step repeats
 # work: the keys and values of positions < t never change (causal mask). `greedy_decode` keeps
-# them in a **KV cache** and feeds only the newest token. It must give exactly the same output:
+# them in a **KV cache** and feeds only the newest token. It must give exactly the same output.
+
+# %% [markdown]
+# ### Exercise 7.2 — greedy decoding (贪心解码)
+#
+# **`greedy_decode_ex`** · ★★ · 2 分 points · 约 ~25 分钟 min
+#
+# **中文：** 不带缓存的贪心解码：源句只编码一次，每行从 [BOS] 开始，每一步把 model.decode(prefix,
+# memory, src_mask)[:, -1] 的 argmax 接到前缀后面。某行生成 [EOS] 之后一律填 pad_id；所有行都结束
+# 或走满 max_new_tokens 步时停止。返回新生成的词元 (B, 步数)，不含 [BOS]。
+#
+# **English:** Greedy decoding without a cache: encode src once, start every row from [BOS], and
+# at each step append the argmax of model.decode(prefix, memory, src_mask)[:, -1]. A row that has
+# produced [EOS] gets pad_id from then on; stop when every row has finished or after
+# max_new_tokens steps. Return the new tokens (B, steps), [BOS] excluded.
+#
+# **提示：** 维护一个布尔向量 done；接上新词元之前，用 masked_fill 把已结束行的新词元换成 pad_id，
+# 再用 (token == eos_id) 更新 done。
+#
+# **Hint:** Keep a boolean vector done; before appending, masked_fill the new tokens of finished
+# rows with pad_id, then update done with (token == eos_id).
+#
+# **不可调用 Not allowed:** `transformer.Seq2SeqTransformer.greedy_decode`
+# (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch07`
+#
+# Write `greedy_decode_ex(model, src, bos_id, eos_id, pad_id, max_new_tokens)` **without** a
+# cache: rerun `model.decode(prefix, memory, src_mask)` over the whole prefix at every step (use
+# only `model.encode` and `model.decode`). It returns what `model.greedy_decode` returns, and the
+# chapter then checks that the two agree token for token. The grader's check uses a scripted
+# model whose answers are known, and a random one whose every emitted token must be the argmax.
 
 # %%
 @torch.no_grad()
-def greedy_decode_recompute(model, src, bos_id, eos_id, max_new_tokens):
-    """Greedy decoding without a cache: the decoder reruns over the whole prefix at every step."""
-    model.eval()
-    src_mask = src != PAD
+def greedy_decode_ex(model, src, bos_id, eos_id, pad_id, max_new_tokens):
+    """Greedy decoding without a cache: the decoder reruns over the whole prefix at every step. -> (B, steps)."""
+    ### BEGIN SOLUTION
+    src_mask = src != pad_id
     memory = model.encode(src, src_mask)
-    seq = torch.full((src.size(0), 1), bos_id)
+    seq = torch.full((src.size(0), 1), bos_id, dtype=torch.long)
     done = torch.zeros(src.size(0), dtype=torch.bool)
     for _ in range(max_new_tokens):
         nxt = model.decode(seq, memory, src_mask)[:, -1].argmax(-1)  # (B,) from (B, t, V)
-        nxt = nxt.masked_fill(done, PAD)  # finished sentences get padding, as greedy_decode does
+        nxt = nxt.masked_fill(done, pad_id)  # finished rows get padding
         seq = torch.cat([seq, nxt[:, None]], dim=1)
         done |= nxt == eos_id
         if bool(done.all()):
             break
     return seq[:, 1:]
+    ### END SOLUTION
 
 
+def scripted_seq2seq(scripts):
+    """A Seq2SeqTransformer whose encode/decode are replaced by a script: the row whose source starts
+    with id s puts its largest logit on scripts[s][t] at target position t."""
+    model = tiny_seq2seq(1)
+
+    def encode(src, src_mask=None):
+        return src[:, :1, None].to(torch.float64).expand(-1, 1, 16)  # (B, 1, C): the row's first source id
+
+    def decode(tgt, memory, src_mask=None, tgt_mask=None, caches=None, offset=0):
+        logits = torch.zeros(tgt.size(0), tgt.size(1), 13, dtype=torch.float64)
+        for r in range(tgt.size(0)):
+            script = scripts[int(memory[r, 0, 0])]
+            for i in range(tgt.size(1)):
+                logits[r, i, script[min(offset + i, len(script) - 1)]] = 1.0
+        return logits
+
+    model.encode, model.decode = encode, decode
+    return model
+
+
+def check_greedy_decode_ex(impl):
+    """A random model: every token up to [EOS] is the argmax given the prefix, [PAD] after it, at most
+    max_new_tokens steps. A scripted model: outputs written out by hand ([EOS] at different steps,
+    stopping early when every row is done, the length limit)."""
+    bos, eos, pad = 1, 2, 0
+    model = tiny_seq2seq(2)
+    src = torch.tensor([[5, 6, 7, 8], [4, 3, 0, 0], [9, 10, 8, 0]])
+    out = impl(model, src, bos, eos, pad, 6)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.size(0) != 3 or not 1 <= out.size(1) <= 6:
+        raise AssertionError(f"random model, max_new_tokens=6: expected a (3, steps ≤ 6) tensor of ids, received "
+                             f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}")
+    with torch.no_grad():
+        logits = model.decode(torch.cat([torch.full((3, 1), bos), out], 1), model.encode(src, src != pad), src != pad)
+    best = logits[:, :-1].argmax(-1)  # (3, steps): the argmax after each prefix
+    for r in range(3):
+        row = out[r].tolist()
+        end = row.index(eos) + 1 if eos in row else len(row)
+        if row[:end] != best[r, :end].tolist():
+            raise AssertionError(f"random model, row {r}: generated {row[:end]}, but the argmax after each prefix is "
+                                 f"{best[r, :end].tolist()} — feed [BOS] + the tokens so far, take the last position's argmax")
+        if any(x != pad for x in row[end:]):
+            raise AssertionError(f"random model, row {r}: after [EOS] expected [PAD] = {pad}, received {row[end:]}")
+    scripts = {3: [4, 5, 2], 4: [3, 2], 5: [5, 6, 5, 6, 5, 6, 5]}
+    cases = [("rows ending at steps 3, 2 and never, max_new_tokens=5", [[3, 7], [4, 7], [5, 7]], 5,
+              [[4, 5, 2, 0, 0], [3, 2, 0, 0, 0], [5, 6, 5, 6, 5]]),
+             ("every row ends by step 3, max_new_tokens=6", [[4, 7], [3, 7]], 6, [[3, 2, 0], [4, 5, 2]]),
+             ("max_new_tokens=1", [[3, 7], [5, 7]], 1, [[4], [5]])]
+    for case, rows, limit, want in cases:
+        got = impl(scripted_seq2seq(scripts), torch.tensor(rows), bos, eos, pad, limit)
+        got = got.tolist() if isinstance(got, torch.Tensor) else got
+        if got != want:
+            raise AssertionError(f"scripted model, {case}: expected {want}, received {got} — [PAD] after [EOS], stop as soon "
+                                 "as every row has produced [EOS], and never return [BOS]")
+    return f"random model: each token the argmax of its prefix ({out.size(1)} steps); 3 scripted cases exactly"
+
+
+ch.verify(check_greedy_decode_ex, greedy_decode_ex)
+
+# %%
 def to_text(ids):
     """Generated ids -> Chinese text, cut at the first [SEP]."""
     ids = ids.tolist()
@@ -403,7 +581,7 @@ t0 = time.perf_counter()
 out_cached_re = model.greedy_decode(test_src[:n_re], BOS, EOS, max_new_tokens=max_new)
 t_cached_re = time.perf_counter() - t0
 t0 = time.perf_counter()
-out_full = greedy_decode_recompute(model, test_src[:n_re], BOS, EOS, max_new)
+out_full = greedy_decode_ex(model.eval(), test_src[:n_re], BOS, EOS, PAD, max_new)
 t_full = time.perf_counter() - t0
 print(f"  {n_re} sentences: with KV cache {t_cached_re:.2f} s, recomputing the prefix {t_full:.2f} s")
 ch.check("greedy decoding with the KV cache == recomputing the prefix (every token)", torch.equal(out_cached_re, out_full),

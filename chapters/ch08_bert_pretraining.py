@@ -30,8 +30,8 @@ import torch.nn.functional as F
 
 from chapters.book import Chapter, plt
 from minibert import BertConfig, BertForPreTraining, BertForSequenceClassification, mlm_loss, nsp_loss
-from minibert.pretraining import (PretrainingData, build_pair_inputs, chance_levels, make_nsp_pair, mlm_mask_tokens,
-                                  nsp_anchors, pad_rows, pretraining_loss, tokenize_documents)
+from minibert.pretraining import (PretrainingData, build_pair_inputs, chance_levels, nsp_anchors, pad_rows,
+                                  pretraining_loss, tokenize_documents)
 from minitransformer.batches import mix_seed
 from minitransformer.checkpoint import save_checkpoint
 from minitransformer.data import BERT_SPECIALS, SentencePieceTokenizer, load_world_documents
@@ -109,61 +109,26 @@ ch.check("every word of the training text is a single piece", all(len(tokenizer.
 # Later models dropped NSP (RoBERTa) or replaced it with sentence-order prediction (ALBERT), after
 # finding it adds little — but it is what the article and BERT describe.)
 
-# %%
-cls_id, sep_id, pad_id, mask_id = tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id
-rng = random.Random(1)
-shown = {}
-while len(shown) < 2:  # one positive and one negative pair from the first document
-    a, b, is_next = make_nsp_pair(train_docs, 0, 1, rng)
-    shown.setdefault(is_next, (a, b))
-for is_next, (a, b) in sorted(shown.items(), reverse=True):
-    ids, seg = build_pair_inputs(a, b, cls_id, sep_id, MAX_LEN)
-    pieces = [tokenizer.id_to_token(i) for i in ids]
-    print(f"  is_next={is_next} (next_sentence_label {0 if is_next else 1}):")
-    print("    " + " ".join(f"{p}/{s}" for p, s in zip(pieces, seg)))
-    ch.check(f"{'positive' if is_next else 'negative'} pair: [CLS] A [SEP] B [SEP], segments 0…0 1…1",
-             ids == [cls_id, *a, sep_id, *b, sep_id] and seg == [0] * (len(a) + 2) + [1] * (len(b) + 1))
-
-long_a, long_b = list(range(10, 60)), list(range(100, 110))  # 50 and 10 tokens, cut to fit 32 positions
-ids, seg = build_pair_inputs(long_a, long_b, cls_id, sep_id, 32)
-ch.check("longest-first truncation: A loses tokens until len(A) + len(B) + 3 = 32", len(ids) == 32 and
-         ids[1:20] == long_a[:19] and ids[21:31] == long_b, f"A kept {seg.count(0) - 2} of 50 tokens, B all 10")
-
-# %% [markdown]
-# **Measured over many draws.** To see *which* sentence B came from, we run the library's
-# `make_nsp_pair` on a copy of the corpus in which every sentence is replaced by one token that
-# names it, 1000·document + position. Then we can verify the rule exactly: positives are the true
-# next sentence, negatives come from another document, and the classes are balanced — the share of
-# positives should be ½ within a few standard errors √(¼/n).
-
-# %%
-tagged = [[[1000 * d + s] for s in range(len(doc))] for d, doc in enumerate(train_docs)]
-anchors = nsp_anchors(train_docs)  # every (document, sentence) with a successor
-n_pairs = ch.steps(20_000, 5_000)
-rng = random.Random(2)
-n_pos, wrong_pos, same_doc_neg, text_equal_neg = 0, 0, 0, 0
-for _ in range(n_pairs):
-    d, s = anchors[rng.randrange(len(anchors))]
-    a, b, is_next = make_nsp_pair(tagged, d, s, rng)
-    b_doc, b_pos = divmod(b[0], 1000)
-    if is_next:
-        n_pos += 1
-        wrong_pos += (b_doc, b_pos) != (d, s + 1)
-    else:
-        same_doc_neg += b_doc == d
-        text_equal_neg += train_docs[b_doc][b_pos] == train_docs[d][s + 1]  # same words, other document
-share = n_pos / n_pairs
-se = math.sqrt(0.25 / n_pairs)
-ch.check("NSP: half of the pairs are positives (within 5 standard errors)", abs(share - 0.5) < 5 * se,
-         f"{share:.4f} of {n_pairs} pairs, SE {se:.4f}")
-ch.check("NSP: every positive B is the true next sentence", wrong_pos == 0, f"{n_pos} positives")
-ch.check("NSP: no negative B comes from A's own document (so never the true next sentence)", same_doc_neg == 0,
-         f"{n_pairs - n_pos} negatives")
-print(f"  …but {text_equal_neg} of {n_pairs - n_pos} negatives ({text_equal_neg / (n_pairs - n_pos):.2%}) happen to have the same "
-      "words as the true next sentence (short, common sentences such as 'He was happy.'): label noise NSP must live with")
-
 # %% [markdown]
 # ### Exercise 8.1 — an NSP pair (构造下一句预测样本)
+#
+# **`nsp_pair_ex`** · ★★ · 2 分 points · 约 ~20 分钟 min
+#
+# **中文：** 采样 NSP 句对：以 ½ 的概率取真正的下一句（is_next=True），否则从另一篇文档中随机取一
+# 句（绝不是真正的下一句）。
+#
+# **English:** Sample an NSP pair: with probability ½ the true next sentence (is_next=True),
+# otherwise a random sentence from another document (never the true next one).
+#
+# **提示：** 用 rng.randrange(len(docs) − 1) 抽另一篇文档，抽到的编号不小于 doc_idx 时加 1 跳过它
+# ；所有随机数都必须来自 rng。
+#
+# **Hint:** Draw the other document with rng.randrange(len(docs) − 1) and skip doc_idx by adding 1
+# when the draw reaches it; every random number must come from rng.
+#
+# **不可调用 Not allowed:** `pretraining.make_nsp_pair` (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch08`
 #
 # Write `nsp_pair_ex(docs, doc_idx, sent_idx, rng)` → `(sentence_a, sentence_b, is_next)`:
 #
@@ -249,6 +214,61 @@ def check_nsp_pair_ex(impl):
 
 ch.verify(check_nsp_pair_ex, nsp_pair_ex)
 
+# %%
+from minibert.pretraining import make_nsp_pair  # the library's version (exercise 8.1)
+
+cls_id, sep_id, pad_id, mask_id = tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id
+rng = random.Random(1)
+shown = {}
+while len(shown) < 2:  # one positive and one negative pair from the first document
+    a, b, is_next = make_nsp_pair(train_docs, 0, 1, rng)
+    shown.setdefault(is_next, (a, b))
+for is_next, (a, b) in sorted(shown.items(), reverse=True):
+    ids, seg = build_pair_inputs(a, b, cls_id, sep_id, MAX_LEN)
+    pieces = [tokenizer.id_to_token(i) for i in ids]
+    print(f"  is_next={is_next} (next_sentence_label {0 if is_next else 1}):")
+    print("    " + " ".join(f"{p}/{s}" for p, s in zip(pieces, seg)))
+    ch.check(f"{'positive' if is_next else 'negative'} pair: [CLS] A [SEP] B [SEP], segments 0…0 1…1",
+             ids == [cls_id, *a, sep_id, *b, sep_id] and seg == [0] * (len(a) + 2) + [1] * (len(b) + 1))
+
+long_a, long_b = list(range(10, 60)), list(range(100, 110))  # 50 and 10 tokens, cut to fit 32 positions
+ids, seg = build_pair_inputs(long_a, long_b, cls_id, sep_id, 32)
+ch.check("longest-first truncation: A loses tokens until len(A) + len(B) + 3 = 32", len(ids) == 32 and
+         ids[1:20] == long_a[:19] and ids[21:31] == long_b, f"A kept {seg.count(0) - 2} of 50 tokens, B all 10")
+
+# %% [markdown]
+# **Measured over many draws.** To see *which* sentence B came from, we run the library's
+# `make_nsp_pair` on a copy of the corpus in which every sentence is replaced by one token that
+# names it, 1000·document + position. Then we can verify the rule exactly: positives are the true
+# next sentence, negatives come from another document, and the classes are balanced — the share of
+# positives should be ½ within a few standard errors √(¼/n).
+
+# %%
+tagged = [[[1000 * d + s] for s in range(len(doc))] for d, doc in enumerate(train_docs)]
+anchors = nsp_anchors(train_docs)  # every (document, sentence) with a successor
+n_pairs = ch.steps(20_000, 5_000)
+rng = random.Random(2)
+n_pos, wrong_pos, same_doc_neg, text_equal_neg = 0, 0, 0, 0
+for _ in range(n_pairs):
+    d, s = anchors[rng.randrange(len(anchors))]
+    a, b, is_next = make_nsp_pair(tagged, d, s, rng)
+    b_doc, b_pos = divmod(b[0], 1000)
+    if is_next:
+        n_pos += 1
+        wrong_pos += (b_doc, b_pos) != (d, s + 1)
+    else:
+        same_doc_neg += b_doc == d
+        text_equal_neg += train_docs[b_doc][b_pos] == train_docs[d][s + 1]  # same words, other document
+share = n_pos / n_pairs
+se = math.sqrt(0.25 / n_pairs)
+ch.check("NSP: half of the pairs are positives (within 5 standard errors)", abs(share - 0.5) < 5 * se,
+         f"{share:.4f} of {n_pairs} pairs, SE {se:.4f}")
+ch.check("NSP: every positive B is the true next sentence", wrong_pos == 0, f"{n_pos} positives")
+ch.check("NSP: no negative B comes from A's own document (so never the true next sentence)", same_doc_neg == 0,
+         f"{n_pairs - n_pos} negatives")
+print(f"  …but {text_equal_neg} of {n_pairs - n_pos} negatives ({text_equal_neg / (n_pairs - n_pos):.2%}) happen to have the same "
+      "words as the true next sentence (short, common sentences such as 'He was happy.'): label noise NSP must live with")
+
 # %% [markdown]
 # ## 3. The masked language model (掩码语言模型, MLM)
 #
@@ -274,7 +294,136 @@ ch.verify(check_nsp_pair_ex, nsp_pair_ex)
 #
 # We mask rows of real NSP pairs and count, over more than 100,000 token draws.
 
+# %% [markdown]
+# ### Exercise 8.2 — BERT's masking rule (实现 80/10/10 掩码)
+#
+# **`mlm_mask_ex`** · ★★★ · 3 分 points · 约 ~30 分钟 min
+#
+# **中文：** BERT 的 MLM 遮盖规则：在非特殊符号中选 15%；其中 80% 换成 [MASK]，10% 换成随机的普通
+# 词（绝不是特殊符号），10% 保持不变。标签在被选位置为原 id，其余为 -100。
+#
+# **English:** BERT's MLM corruption: select 15% of the non-special tokens; of those, 80% become
+# [MASK], 10% a random ordinary (never special) token, 10% stay. Labels hold the original id at
+# selected positions, -100 elsewhere.
+#
+# **提示：** 每个位置用一个均匀随机数决定是否选中（< 0.15 且不是特殊符号）；再用第二个随机数把选中
+# 的分成 80 / 10 / 10；随机替换的 id 只从普通 id 组成的张量里抽。
+#
+# **Hint:** One uniform number per position selects (< 0.15, and not special); a second one splits
+# the selected into 80 / 10 / 10; draw random ids from a tensor of the ordinary ids only.
+#
+# **不可调用 Not allowed:** `pretraining.mlm_mask_tokens` (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch08`
+#
+# Write `mlm_mask_ex(input_ids, special_mask, vocab_size, mask_id, special_ids, generator)` →
+# `(inputs, labels)`:
+#
+# * `input_ids` (B, T) int64; `special_mask` (B, T) bool, True at `[CLS]`, `[SEP]`, `[PAD]`
+#   (never select these);
+# * select each other position **independently with probability 0.15**;
+# * of the selected: 80% → `mask_id`, 10% → an id drawn uniformly from `0 … vocab_size − 1`
+#   **minus** `special_ids` (which includes `mask_id`), 10% unchanged;
+# * `labels` = the original id at selected positions, −100 elsewhere; do not modify `input_ids`;
+# * every random number comes from `generator` (`torch.rand(..., generator=generator)`,
+#   `torch.randint(..., generator=generator)`).
+#
+# The check masks 120,000 tokens of an 8-id vocabulary and compares each rate with its closed form.
+
 # %%
+def mlm_mask_ex(input_ids, special_mask, vocab_size, mask_id, special_ids, generator):
+    """BERT's MLM corruption: 15% selected (never special), of those 80% [MASK], 10% random ordinary id, 10% kept."""
+    ### BEGIN SOLUTION
+    forbidden = set(int(i) for i in special_ids) | {int(mask_id)}
+    ordinary = torch.tensor([i for i in range(vocab_size) if i not in forbidden], dtype=torch.long)
+    selected = (torch.rand(input_ids.shape, generator=generator) < 0.15) & ~special_mask
+    labels = torch.where(selected, input_ids, torch.full_like(input_ids, -100))
+    u = torch.rand(input_ids.shape, generator=generator)
+    random_ids = ordinary[torch.randint(len(ordinary), input_ids.shape, generator=generator)]
+    inputs = torch.where(selected & (u < 0.8), torch.full_like(input_ids, mask_id), input_ids)
+    inputs = torch.where(selected & (u >= 0.8) & (u < 0.9), random_ids, inputs)
+    return inputs, labels
+    ### END SOLUTION
+
+
+def check_mlm_mask_ex(impl):
+    """Mask 7,500 rows of 32 tokens (vocabulary 8: specials 0-4, ordinary ids 5-7) and compare with the rule's
+    closed forms: selection 0.15 of the eligible tokens; among the selected, [MASK] 0.8, another token
+    0.1·(1 − 1/V′), unchanged 0.1 + 0.1/V′ (V′ = 3 ordinary ids), each within 5 standard errors; specials
+    never touched. The tiny vocabulary makes a random draw that may return [MASK] itself visible."""
+    g = torch.Generator().manual_seed(0)
+    vocab, pad, cls, sep, mask = 8, 0, 2, 3, 4
+    specials = [0, 1, 2, 3, 4]
+    n_rows, t = 7500, 32
+    ids = torch.randint(5, vocab, (n_rows, t), generator=g)
+    len_a = torch.randint(3, 14, (n_rows,), generator=g)
+    len_b = torch.randint(3, 14, (n_rows,), generator=g)
+    pos = torch.arange(t)
+    ids[:, 0] = cls
+    ids[pos[None] == (len_a + 1)[:, None]] = sep
+    ids[pos[None] == (len_a + len_b + 2)[:, None]] = sep
+    ids[pos[None] > (len_a + len_b + 2)[:, None]] = pad
+    special = (ids == cls) | (ids == sep) | (ids == pad)
+    original = ids.clone()
+    out = impl(ids, special, vocab, mask, specials, torch.Generator().manual_seed(1))
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise AssertionError(f"expected a tuple (inputs, labels), received {type(out).__name__}")
+    inputs, labels = out
+    for name, x in (("inputs", inputs), ("labels", labels)):
+        if not isinstance(x, torch.Tensor) or x.shape != ids.shape or x.dtype != torch.long:
+            got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise AssertionError(f"{name}: expected a LongTensor of shape {tuple(ids.shape)}, received {got}")
+    if not torch.equal(ids, original):
+        raise AssertionError("input_ids was modified in place; return new tensors")
+    selected = labels != -100
+    if bool(selected[special].any()):
+        kinds = sorted({("[CLS]", "[SEP]", "[PAD]")[[cls, sep, pad].index(int(i))] for i in ids[special & selected]})
+        raise AssertionError(f"special tokens were selected ({', '.join(kinds)}): never select where special_mask is True")
+    if not torch.equal(inputs[special], ids[special]):
+        raise AssertionError("a [CLS]/[SEP]/[PAD] position was changed: leave special positions alone")
+    if not torch.equal(labels[selected], ids[selected]):
+        raise AssertionError("labels must hold the original token id at every selected position (and -100 elsewhere)")
+    if not torch.equal(inputs[~selected], ids[~selected]):
+        raise AssertionError("a token that was not selected (label -100) was changed; the 10% 'unchanged' still get a label")
+    n_elig, n_sel = int((~special).sum()), int(selected.sum())
+    to_mask = selected & (inputs == mask)
+    kept = selected & (inputs == ids)
+    other = selected & ~to_mask & ~kept
+    if bool(torch.isin(inputs[other], torch.tensor(specials)).any()):
+        raise AssertionError("a random replacement was a special token ([PAD]/[UNK]/[CLS]/[SEP]): draw from the ordinary ids only")
+    if not bool((inputs[selected] != mask).any()) or not bool(other.any()):
+        raise AssertionError("no selected token was replaced by a random id: 10% of the selected must be")
+    v_ord = vocab - len(specials)
+    rates = [("selected / eligible", n_sel / n_elig, 0.15, n_elig, "select each eligible token with probability 0.15"),
+             ("[MASK] / selected", int(to_mask.sum()) / n_sel, 0.8, n_sel,
+              "80% of the selected become mask_id, and the random 10% must never draw mask_id"),
+             ("another token / selected", int(other.sum()) / n_sel, 0.1 * (1 - 1 / v_ord), n_sel,
+              "10% of the selected become a random ordinary id, drawn from the ids that are not special (nor [MASK])"),
+             ("unchanged / selected", int(kept.sum()) / n_sel, 0.1 + 0.1 / v_ord, n_sel, "10% of the selected stay as they are")]
+    for name, got, want, n, hint in rates:
+        se = math.sqrt(want * (1 - want) / n)
+        if abs(got - want) > 5 * se:
+            raise AssertionError(f"{name} = {got:.4f}, expected {want:.4f} ± {5 * se:.4f} (5 SE over {n} draws): {hint}")
+    counts = torch.bincount(inputs[other], minlength=vocab)[5:].double()
+    if bool((counts == 0).any()):
+        raise AssertionError(f"ids {[i + 5 for i in (counts == 0).nonzero().flatten().tolist()]} were never drawn as random "
+                             "replacements: draw uniformly from every ordinary id")
+    again = impl(ids, special, vocab, mask, specials, torch.Generator().manual_seed(1))
+    other_seed = impl(ids, special, vocab, mask, specials, torch.Generator().manual_seed(2))
+    if not (torch.equal(again[0], inputs) and torch.equal(again[1], labels)):
+        raise AssertionError("the same generator seed gave different masks: draw every random number from generator")
+    if torch.equal(other_seed[1], labels):
+        raise AssertionError("another generator seed gave the same masks: use generator for the selection")
+    return (f"{n_elig:,} eligible tokens: selected {n_sel / n_elig:.4f}, [MASK] {rates[1][1]:.4f}, other {rates[2][1]:.4f}, "
+            f"unchanged {rates[3][1]:.4f}; specials untouched")
+
+
+ch.verify(check_mlm_mask_ex, mlm_mask_ex)
+
+# %%
+from minibert.pretraining import mlm_mask_tokens  # the library's version (exercise 8.2)
+
+
 def pair_rows(docs, n, seed):
     """n NSP rows of ``docs`` (before masking): input_ids, attention_mask (n, T) and the special mask."""
     r = random.Random(seed)
@@ -383,113 +532,6 @@ for k, v in b0.items():
     ch.show(k, v)
 
 # %% [markdown]
-# ### Exercise 8.2 — BERT's masking rule (实现 80/10/10 掩码)
-#
-# Write `mlm_mask_ex(input_ids, special_mask, vocab_size, mask_id, special_ids, generator)` →
-# `(inputs, labels)`:
-#
-# * `input_ids` (B, T) int64; `special_mask` (B, T) bool, True at `[CLS]`, `[SEP]`, `[PAD]`
-#   (never select these);
-# * select each other position **independently with probability 0.15**;
-# * of the selected: 80% → `mask_id`, 10% → an id drawn uniformly from `0 … vocab_size − 1`
-#   **minus** `special_ids` (which includes `mask_id`), 10% unchanged;
-# * `labels` = the original id at selected positions, −100 elsewhere; do not modify `input_ids`;
-# * every random number comes from `generator` (`torch.rand(..., generator=generator)`,
-#   `torch.randint(..., generator=generator)`).
-#
-# The check masks 120,000 tokens of an 8-id vocabulary and compares each rate with its closed form.
-
-# %%
-def mlm_mask_ex(input_ids, special_mask, vocab_size, mask_id, special_ids, generator):
-    """BERT's MLM corruption: 15% selected (never special), of those 80% [MASK], 10% random ordinary id, 10% kept."""
-    ### BEGIN SOLUTION
-    forbidden = set(int(i) for i in special_ids) | {int(mask_id)}
-    ordinary = torch.tensor([i for i in range(vocab_size) if i not in forbidden], dtype=torch.long)
-    selected = (torch.rand(input_ids.shape, generator=generator) < 0.15) & ~special_mask
-    labels = torch.where(selected, input_ids, torch.full_like(input_ids, -100))
-    u = torch.rand(input_ids.shape, generator=generator)
-    random_ids = ordinary[torch.randint(len(ordinary), input_ids.shape, generator=generator)]
-    inputs = torch.where(selected & (u < 0.8), torch.full_like(input_ids, mask_id), input_ids)
-    inputs = torch.where(selected & (u >= 0.8) & (u < 0.9), random_ids, inputs)
-    return inputs, labels
-    ### END SOLUTION
-
-
-def check_mlm_mask_ex(impl):
-    """Mask 7,500 rows of 32 tokens (vocabulary 8: specials 0-4, ordinary ids 5-7) and compare with the rule's
-    closed forms: selection 0.15 of the eligible tokens; among the selected, [MASK] 0.8, another token
-    0.1·(1 − 1/V′), unchanged 0.1 + 0.1/V′ (V′ = 3 ordinary ids), each within 5 standard errors; specials
-    never touched. The tiny vocabulary makes a random draw that may return [MASK] itself visible."""
-    g = torch.Generator().manual_seed(0)
-    vocab, pad, cls, sep, mask = 8, 0, 2, 3, 4
-    specials = [0, 1, 2, 3, 4]
-    n_rows, t = 7500, 32
-    ids = torch.randint(5, vocab, (n_rows, t), generator=g)
-    len_a = torch.randint(3, 14, (n_rows,), generator=g)
-    len_b = torch.randint(3, 14, (n_rows,), generator=g)
-    pos = torch.arange(t)
-    ids[:, 0] = cls
-    ids[pos[None] == (len_a + 1)[:, None]] = sep
-    ids[pos[None] == (len_a + len_b + 2)[:, None]] = sep
-    ids[pos[None] > (len_a + len_b + 2)[:, None]] = pad
-    special = (ids == cls) | (ids == sep) | (ids == pad)
-    original = ids.clone()
-    out = impl(ids, special, vocab, mask, specials, torch.Generator().manual_seed(1))
-    if not isinstance(out, (tuple, list)) or len(out) != 2:
-        raise AssertionError(f"expected a tuple (inputs, labels), received {type(out).__name__}")
-    inputs, labels = out
-    for name, x in (("inputs", inputs), ("labels", labels)):
-        if not isinstance(x, torch.Tensor) or x.shape != ids.shape or x.dtype != torch.long:
-            got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
-            raise AssertionError(f"{name}: expected a LongTensor of shape {tuple(ids.shape)}, received {got}")
-    if not torch.equal(ids, original):
-        raise AssertionError("input_ids was modified in place; return new tensors")
-    selected = labels != -100
-    if bool(selected[special].any()):
-        kinds = sorted({("[CLS]", "[SEP]", "[PAD]")[[cls, sep, pad].index(int(i))] for i in ids[special & selected]})
-        raise AssertionError(f"special tokens were selected ({', '.join(kinds)}): never select where special_mask is True")
-    if not torch.equal(inputs[special], ids[special]):
-        raise AssertionError("a [CLS]/[SEP]/[PAD] position was changed: leave special positions alone")
-    if not torch.equal(labels[selected], ids[selected]):
-        raise AssertionError("labels must hold the original token id at every selected position (and -100 elsewhere)")
-    if not torch.equal(inputs[~selected], ids[~selected]):
-        raise AssertionError("a token that was not selected (label -100) was changed; the 10% 'unchanged' still get a label")
-    n_elig, n_sel = int((~special).sum()), int(selected.sum())
-    to_mask = selected & (inputs == mask)
-    kept = selected & (inputs == ids)
-    other = selected & ~to_mask & ~kept
-    if bool(torch.isin(inputs[other], torch.tensor(specials)).any()):
-        raise AssertionError("a random replacement was a special token ([PAD]/[UNK]/[CLS]/[SEP]): draw from the ordinary ids only")
-    if not bool((inputs[selected] != mask).any()) or not bool(other.any()):
-        raise AssertionError("no selected token was replaced by a random id: 10% of the selected must be")
-    v_ord = vocab - len(specials)
-    rates = [("selected / eligible", n_sel / n_elig, 0.15, n_elig, "select each eligible token with probability 0.15"),
-             ("[MASK] / selected", int(to_mask.sum()) / n_sel, 0.8, n_sel,
-              "80% of the selected become mask_id, and the random 10% must never draw mask_id"),
-             ("another token / selected", int(other.sum()) / n_sel, 0.1 * (1 - 1 / v_ord), n_sel,
-              "10% of the selected become a random ordinary id, drawn from the ids that are not special (nor [MASK])"),
-             ("unchanged / selected", int(kept.sum()) / n_sel, 0.1 + 0.1 / v_ord, n_sel, "10% of the selected stay as they are")]
-    for name, got, want, n, hint in rates:
-        se = math.sqrt(want * (1 - want) / n)
-        if abs(got - want) > 5 * se:
-            raise AssertionError(f"{name} = {got:.4f}, expected {want:.4f} ± {5 * se:.4f} (5 SE over {n} draws): {hint}")
-    counts = torch.bincount(inputs[other], minlength=vocab)[5:].double()
-    if bool((counts == 0).any()):
-        raise AssertionError(f"ids {[i + 5 for i in (counts == 0).nonzero().flatten().tolist()]} were never drawn as random "
-                             "replacements: draw uniformly from every ordinary id")
-    again = impl(ids, special, vocab, mask, specials, torch.Generator().manual_seed(1))
-    other_seed = impl(ids, special, vocab, mask, specials, torch.Generator().manual_seed(2))
-    if not (torch.equal(again[0], inputs) and torch.equal(again[1], labels)):
-        raise AssertionError("the same generator seed gave different masks: draw every random number from generator")
-    if torch.equal(other_seed[1], labels):
-        raise AssertionError("another generator seed gave the same masks: use generator for the selection")
-    return (f"{n_elig:,} eligible tokens: selected {n_sel / n_elig:.4f}, [MASK] {rates[1][1]:.4f}, other {rates[2][1]:.4f}, "
-            f"unchanged {rates[3][1]:.4f}; specials untouched")
-
-
-ch.verify(check_mlm_mask_ex, mlm_mask_ex)
-
-# %% [markdown]
 # ## 4. The two heads, their losses, and what chance scores (预训练的两个输出头)
 #
 # `BertForPreTraining` puts two heads on the encoder of ch06:
@@ -550,7 +592,7 @@ data = PretrainingData({"train": train_docs, "val": val_docs}, tokenizer, batch_
 train_config = TrainConfig(out_dir=str(ch.out / "pretraining_run"), max_steps=PRETRAIN["steps"], batch_size=PRETRAIN["batch_size"],
                            lr=PRETRAIN["lr"], min_lr=PRETRAIN["lr"] / 10, warmup_steps=PRETRAIN["warmup"], weight_decay=0.01,
                            betas=(0.9, 0.98), eval_interval=PRETRAIN["eval_every"], eval_steps=PRETRAIN["eval_batches"],
-                           log_interval=10, checkpoint_interval=-1, progress=False, seed=ch.seed_for(0))
+                           log_interval=10, checkpoint_interval=-1, progress=False, overwrite=True, seed=ch.seed_for(0))
 trainer = Trainer(model, train_config, data, loss_fn=pretraining_loss, model_config=config.to_dict(), tokenizer=tokenizer)
 n_params = sum(p.numel() for p in model.parameters())
 print(f"  {n_params:,} parameters; {PRETRAIN['steps']} steps of {PRETRAIN['batch_size']} pairs")

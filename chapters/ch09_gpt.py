@@ -39,10 +39,8 @@ import torch.nn.functional as F
 
 from chapters.book import Chapter, plt
 from minigpt.config import GPTConfig
-from minigpt.generate import top_k_filter, top_p_filter
 from minigpt.model import GPT, IGNORE_INDEX, next_token_targets
 from minigpt.train import causal_lm_loss, encode_documents, split_text
-from minitransformer.attention import KVCache, causal_mask
 from minitransformer.batches import by_split, random_window_batches
 from minitransformer.data import GPT_SPECIALS, SentencePieceTokenizer, load_text, world_path
 from minitransformer.metrics import perplexity
@@ -73,30 +71,27 @@ print("  target   :", " ".join(f"{c!s:>2}" for c in text[1:]))
 # over targets that are **already shifted**. Our `GPT.forward(idx, targets)` follows nanoGPT, and
 # `next_token_targets(ids)` makes the shifted targets from a plain sequence (the last position,
 # whose next token is outside the window, gets −100: ignored). Shift exactly once — never twice.
-#
-# A tiny random GPT, and the loss three ways:
-
-# %%
-V, T = 50, 12
-tiny = GPT(GPTConfig(block_size=32, vocab_size=V, n_layer=2, n_head=2, n_embd=32)).eval()
-ids = torch.randint(0, V, (3, T + 1))  # (B, T+1) one window per row
-with torch.no_grad():
-    logits, loss_model = tiny(ids, next_token_targets(ids))  # (B, T+1, V), scalar
-    by_hand = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))  # shift by hand
-    _, loss_windows = tiny(ids[:, :-1], ids[:, 1:])  # the trainer's convention: labels = chunk[:, 1:]
-targets = next_token_targets(ids)
-ch.show("ids", ids, "(B, T+1)")
-ch.show("logits", logits, "(B, T+1, V)")
-ch.check("next_token_targets: targets[:, t] = ids[:, t+1], last position ignored",
-         torch.equal(targets[:, :-1], ids[:, 1:]) and bool((targets[:, -1] == IGNORE_INDEX).all()))
-ch.check_close("model loss == F.cross_entropy(logits[:, :-1], ids[:, 1:]) (shift by hand)", loss_model, by_hand, atol=1e-6)
-ch.check_close("windows of T+1 (inputs chunk[:, :-1], labels chunk[:, 1:]) give the same loss",
-               loss_windows, F.cross_entropy(tiny(ids[:, :-1])[0].reshape(-1, V), ids[:, 1:].reshape(-1)), atol=1e-6)
-ch.check_value("at initialisation the loss is ≈ ln|V| (a near-uniform guess)", float(loss_model),  # 3.90 ± 0.03 over seeds
-               low=math.log(V) - 0.2, high=math.log(V) + 0.2, detail=f"ln {V} = {math.log(V):.3f}")
 
 # %% [markdown]
 # ### Exercise 9.1 — the causal-LM loss (因果语言模型损失)
+#
+# **`causal_lm_loss_ex`** · ★★ · 2 分 points · 约 ~20 分钟 min
+#
+# **中文：** 因果语言模型损失：位置 t 预测第 t+1 个词，即用 logits[:, :-1] 与 idx[:, 1:] 计算交叉
+# 熵并取平均。
+#
+# **English:** The causal-LM loss: position t predicts token t+1, so compare logits[:, :-1] with
+# idx[:, 1:] by cross-entropy, averaged over all predicted positions.
+#
+# **提示：** 计算交叉熵之前把两者展平为 (B·(T−1), V) 和 (B·(T−1),)；只错开一次。
+#
+# **Hint:** Flatten both to (B·(T−1), V) and (B·(T−1),) before the cross-entropy; shift exactly
+# once.
+#
+# **不可调用 Not allowed:** `model.next_token_loss`, `model.next_token_targets`,
+# `train.causal_lm_loss` (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch09`
 #
 # Write `causal_lm_loss_ex(logits, idx)`: `logits` (B, T, V) are the model's outputs for the
 # tokens `idx` (B, T) (not shifted). Return the mean cross-entropy of predicting `idx[:, t+1]` from
@@ -143,7 +138,29 @@ def check_causal_lm_loss_ex(impl):
 
 
 ch.verify(check_causal_lm_loss_ex, causal_lm_loss_ex)
-ch.check_close("exercise == the model's own loss", causal_lm_loss_ex(logits, ids), loss_model, atol=1e-6)
+
+# %% [markdown]
+# A tiny random GPT, and the loss three ways — then exercise 9.1 as a fourth.
+
+# %%
+V, T = 50, 12
+tiny = GPT(GPTConfig(block_size=32, vocab_size=V, n_layer=2, n_head=2, n_embd=32)).eval()
+ids = torch.randint(0, V, (3, T + 1))  # (B, T+1) one window per row
+with torch.no_grad():
+    logits, loss_model = tiny(ids, next_token_targets(ids))  # (B, T+1, V), scalar
+    by_hand = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))  # shift by hand
+    _, loss_windows = tiny(ids[:, :-1], ids[:, 1:])  # the trainer's convention: labels = chunk[:, 1:]
+targets = next_token_targets(ids)
+ch.show("ids", ids, "(B, T+1)")
+ch.show("logits", logits, "(B, T+1, V)")
+ch.check("next_token_targets: targets[:, t] = ids[:, t+1], last position ignored",
+         torch.equal(targets[:, :-1], ids[:, 1:]) and bool((targets[:, -1] == IGNORE_INDEX).all()))
+ch.check_close("model loss == F.cross_entropy(logits[:, :-1], ids[:, 1:]) (shift by hand)", loss_model, by_hand, atol=1e-6)
+ch.check_close("windows of T+1 (inputs chunk[:, :-1], labels chunk[:, 1:]) give the same loss",
+               loss_windows, F.cross_entropy(tiny(ids[:, :-1])[0].reshape(-1, V), ids[:, 1:].reshape(-1)), atol=1e-6)
+ch.check_value("at initialisation the loss is ≈ ln|V| (a near-uniform guess)", float(loss_model),  # 3.90 ± 0.03 over seeds
+               low=math.log(V) - 0.2, high=math.log(V) + 0.2, detail=f"ln {V} = {math.log(V):.3f}")
+ch.check_close("exercise 9.1 == the model's own loss", causal_lm_loss_ex(logits, ids), loss_model, atol=1e-6)
 
 # %% [markdown]
 # ## 2. The causal mask (因果掩码)
@@ -154,23 +171,24 @@ ch.check_close("exercise == the model's own loss", causal_lm_loss_ex(logits, ids
 # it, the logits at position t depend on x_0 … x_t alone. We test that directly: change the tokens
 # after position t and compare.
 
-# %%
-print("  causal_mask(6):\n" + "\n".join("    " + " ".join(str(int(b)) for b in row) for row in causal_mask(6)))
-ch.check("causal_mask(T) is the lower triangle (diagonal included)",
-         torch.equal(causal_mask(T), torch.ones(T, T, dtype=torch.bool).tril()))
-x = ids[:, :T]
-cut = 7
-x_changed = x.clone()
-x_changed[:, cut:] = (x[:, cut:] + 1 + torch.randint(0, V - 1, x[:, cut:].shape)) % V  # every later token differs
-with torch.no_grad():
-    before, after = tiny(x)[0], tiny(x_changed)[0]  # (B, T, V)
-ch.check_close(f"changing tokens {cut}… leaves the logits at positions 0…{cut - 1} unchanged",
-               after[:, :cut], before[:, :cut], atol=1e-5)
-moved = float((after[:, cut:] - before[:, cut:]).abs().amax(-1).min())
-ch.check_value(f"… and changes the logits at every position ≥ {cut} (smallest change)", moved, low=1e-3)
-
 # %% [markdown]
 # ### Exercise 9.2 — the causal mask
+#
+# **`causal_mask_ex`** · ★ · 1 分 point · 约 ~5 分钟 min
+#
+# **中文：** 构造 (T, T) 布尔因果掩码：当且仅当 j ≤ i 时，查询 i 可以看到键 j。
+#
+# **English:** Build the (T, T) boolean causal mask: query i may see key j exactly when j ≤ i.
+#
+# **提示：** 用查询位置的列与键位置的行（torch.arange）比较，或者取下三角。
+#
+# **Hint:** Compare a column of query positions with a row of key positions (torch.arange), or
+# take a lower triangle.
+#
+# **不可调用 Not allowed:** `attention.causal_mask`,
+# `nn.Transformer.generate_square_subsequent_mask` (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch09`
 #
 # Write `causal_mask_ex(T)`: a (T, T) **boolean** tensor, True where query i may attend to key j,
 # i.e. j ≤ i. Checked against `torch.tril` and against `F.scaled_dot_product_attention(is_causal=True)`.
@@ -217,6 +235,23 @@ def check_causal_mask_ex(impl):
 
 ch.verify(check_causal_mask_ex, causal_mask_ex)
 
+# %%
+from minitransformer.attention import causal_mask  # the library's version (exercise 9.2)
+
+print("  causal_mask(6):\n" + "\n".join("    " + " ".join(str(int(b)) for b in row) for row in causal_mask(6)))
+ch.check("causal_mask(T) is the lower triangle (diagonal included)",
+         torch.equal(causal_mask(T), torch.ones(T, T, dtype=torch.bool).tril()))
+x = ids[:, :T]
+cut = 7
+x_changed = x.clone()
+x_changed[:, cut:] = (x[:, cut:] + 1 + torch.randint(0, V - 1, x[:, cut:].shape)) % V  # every later token differs
+with torch.no_grad():
+    before, after = tiny(x)[0], tiny(x_changed)[0]  # (B, T, V)
+ch.check_close(f"changing tokens {cut}… leaves the logits at positions 0…{cut - 1} unchanged",
+               after[:, :cut], before[:, :cut], atol=1e-5)
+moved = float((after[:, cut:] - before[:, cut:]).abs().amax(-1).min())
+ch.check_value(f"… and changes the logits at every position ≥ {cut} (smallest change)", moved, low=1e-3)
+
 # %% [markdown]
 # ## 3. Pretraining on the bundled corpus (在无标签文本上预训练)
 #
@@ -252,7 +287,7 @@ steps = ch.steps(150, 6)
 train_config = TrainConfig(
     out_dir=str(ch.out / "pretrain"), max_steps=steps, batch_size=BATCH, lr=6e-3, min_lr=6e-4,
     warmup_steps=ch.steps(20, 2), eval_interval=ch.steps(30, 6), eval_steps=ch.steps(8, 1), log_interval=ch.steps(10, 2),
-    checkpoint_interval=-1, progress=False, perplexity=True, seed=ch.seed_for(0),
+    checkpoint_interval=-1, progress=False, perplexity=True, overwrite=True, seed=ch.seed_for(0),
 )
 get_batch = by_split(train=random_window_batches(train_ids, BLOCK, BATCH, seed=ch.seed_for(0)),
                      val=random_window_batches(val_ids, BLOCK, BATCH, seed=ch.seed_for(0)))
@@ -325,47 +360,28 @@ ch.savefig(fig, "pretraining_loss")
 # With both, top-k comes first and top-p works on the renormalised survivors (as `minigpt` and
 # Hugging Face do).
 
-# %%
-prompt = "One day, Anna went to"
-p_ids = torch.tensor([tok.encode(prompt)])
-with torch.no_grad():
-    z = model(p_ids)[0][0, -1]  # (V,) logits for the next token
-probs = torch.softmax(z, -1)
-top = probs.topk(8)
-print(f"  after {prompt!r} the model expects: " + ", ".join(f"{tok.id_to_token(int(i))!r} {float(p):.2f}" for p, i in zip(*top)))
-temps = [0.5, 1.0, 2.0]
-ent = [float(-(torch.softmax(z / tt, -1) * torch.log_softmax(z / tt, -1)).sum()) for tt in temps]
-ch.check("higher temperature, higher entropy", ent[0] < ent[1] < ent[2], " < ".join(f"{e:.2f}" for e in ent) + " nats")
-ch.check("τ → 0 puts all the mass on the argmax (greedy)", float(torch.softmax(z / 1e-3, -1).max()) > 0.999)
-kept_k = torch.isfinite(top_k_filter(z, 5))
-ch.check("top_k_filter(z, 5) keeps exactly the 5 largest", int(kept_k.sum()) == 5 and bool(kept_k[z.topk(5).indices].all()))
-kept_p = torch.isfinite(top_p_filter(z, 0.9))
-n_p = int(kept_p.sum())
-sorted_p = probs.sort(descending=True).values
-ch.check("top_p_filter(z, 0.9) keeps the smallest prefix with mass ≥ 0.9",
-         float(sorted_p[:n_p].sum()) >= 0.9 - 1e-6 and float(sorted_p[: n_p - 1].sum()) < 0.9 + 1e-6,  # float32 sums
-         f"{n_p} tokens, mass {float(sorted_p[:n_p].sum()):.3f} (without the last: {float(sorted_p[:n_p - 1].sum()):.3f})")
-
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-order = probs.argsort(descending=True)[:20]
-pieces = [tok.id_to_token(int(i)).replace("▁", "␣") for i in order]  # ␣: the piece starts a word
-labels = [p if all(c.isascii() or c == "␣" for c in p) else f"#{int(i)}" for p, i in zip(pieces, order)]  # no CJK font assumed
-for k, tt in enumerate(temps):
-    axes[0].bar([i + (k - 1) * 0.27 for i in range(20)], torch.softmax(z / tt, -1)[order], width=0.27, label=f"τ = {tt}")
-axes[0].set_xticks(range(20), labels, rotation=60, fontsize=8)
-axes[0].set(title=f"next token after {prompt!r}", ylabel="probability")
-axes[0].legend()
-cum = torch.cumsum(sorted_p, 0)[:40]
-axes[1].step(range(1, 41), cum, where="mid", label="cumulative probability (sorted)")
-axes[1].axhline(0.9, color="C1", ls="--", lw=1, label="top-p = 0.9")
-axes[1].axvline(n_p, color="C1", lw=1)
-axes[1].axvline(5, color="C2", ls=":", lw=1.5, label="top-k = 5")
-axes[1].set(xlabel="tokens kept (most probable first)", ylim=(0, 1.02), title=f"nucleus p = 0.9 keeps {n_p} tokens")
-axes[1].legend(fontsize=8)
-ch.savefig(fig, "sampling_distributions")
-
 # %% [markdown]
 # ### Exercise 9.3 — top-k and top-p filtering
+#
+# **`top_k_top_p_ex`** · ★★ · 2 分 points · 约 ~25 分钟 min
+#
+# **中文：** 为采样过滤 logits：先保留最大的 k 个（top-k），再保留概率累计达到 p 的最小高概率集合
+# （top-p，始终保留最高的那个）；其余置为 -inf。
+#
+# **English:** Filter logits for sampling: keep the k largest (top-k), then the smallest set of
+# most probable tokens whose probability reaches p (top-p, always keeping the top token); -inf
+# elsewhere.
+#
+# **提示：** 做 top-p 时先降序排序再 softmax；若某个词之前的累计概率已达到 p 就丢掉它；再把结果
+# scatter 回原来的顺序。
+#
+# **Hint:** For top-p, sort descending, softmax, and drop a token when the mass *before* it
+# already reaches p; scatter the decision back to the original order.
+#
+# **不可调用 Not allowed:** `generate.top_k_filter`, `generate.top_p_filter`
+# (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch09`
 #
 # Write `top_k_top_p_ex(logits, top_k=None, top_p=None)`: logits (..., V) → the same logits with
 # −∞ outside the kept set (kept logits unchanged, the input not modified). `None` skips a filter;
@@ -438,12 +454,54 @@ def check_top_k_top_p_ex(impl):
 
 
 ch.verify(check_top_k_top_p_ex, top_k_top_p_ex)
+
+# %%
+from minigpt.generate import top_k_filter, top_p_filter  # the library's versions (exercise 9.3)
+
 zz = torch.randn(4, 100) * 3
 for k_, p_ in [(10, None), (None, 0.8), (20, 0.9)]:
     lib = zz if k_ is None else top_k_filter(zz, k_)
     lib = lib if p_ is None else top_p_filter(lib, p_)
     ch.check(f"exercise == minigpt's top_k_filter → top_p_filter (k={k_}, p={p_})",
              torch.equal(top_k_top_p_ex(zz, k_, p_), lib))
+
+prompt = "One day, Anna went to"
+p_ids = torch.tensor([tok.encode(prompt)])
+with torch.no_grad():
+    z = model(p_ids)[0][0, -1]  # (V,) logits for the next token
+probs = torch.softmax(z, -1)
+top = probs.topk(8)
+print(f"  after {prompt!r} the model expects: " + ", ".join(f"{tok.id_to_token(int(i))!r} {float(p):.2f}" for p, i in zip(*top)))
+temps = [0.5, 1.0, 2.0]
+ent = [float(-(torch.softmax(z / tt, -1) * torch.log_softmax(z / tt, -1)).sum()) for tt in temps]
+ch.check("higher temperature, higher entropy", ent[0] < ent[1] < ent[2], " < ".join(f"{e:.2f}" for e in ent) + " nats")
+ch.check("τ → 0 puts all the mass on the argmax (greedy)", float(torch.softmax(z / 1e-3, -1).max()) > 0.999)
+kept_k = torch.isfinite(top_k_filter(z, 5))
+ch.check("top_k_filter(z, 5) keeps exactly the 5 largest", int(kept_k.sum()) == 5 and bool(kept_k[z.topk(5).indices].all()))
+kept_p = torch.isfinite(top_p_filter(z, 0.9))
+n_p = int(kept_p.sum())
+sorted_p = probs.sort(descending=True).values
+ch.check("top_p_filter(z, 0.9) keeps the smallest prefix with mass ≥ 0.9",
+         float(sorted_p[:n_p].sum()) >= 0.9 - 1e-6 and float(sorted_p[: n_p - 1].sum()) < 0.9 + 1e-6,  # float32 sums
+         f"{n_p} tokens, mass {float(sorted_p[:n_p].sum()):.3f} (without the last: {float(sorted_p[:n_p - 1].sum()):.3f})")
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+order = probs.argsort(descending=True)[:20]
+pieces = [tok.id_to_token(int(i)).replace("▁", "␣") for i in order]  # ␣: the piece starts a word
+labels = [p if all(c.isascii() or c == "␣" for c in p) else f"#{int(i)}" for p, i in zip(pieces, order)]  # no CJK font assumed
+for k, tt in enumerate(temps):
+    axes[0].bar([i + (k - 1) * 0.27 for i in range(20)], torch.softmax(z / tt, -1)[order], width=0.27, label=f"τ = {tt}")
+axes[0].set_xticks(range(20), labels, rotation=60, fontsize=8)
+axes[0].set(title=f"next token after {prompt!r}", ylabel="probability")
+axes[0].legend()
+cum = torch.cumsum(sorted_p, 0)[:40]
+axes[1].step(range(1, 41), cum, where="mid", label="cumulative probability (sorted)")
+axes[1].axhline(0.9, color="C1", ls="--", lw=1, label="top-p = 0.9")
+axes[1].axvline(n_p, color="C1", lw=1)
+axes[1].axvline(5, color="C2", ls=":", lw=1.5, label="top-k = 5")
+axes[1].set(xlabel="tokens kept (most probable first)", ylim=(0, 1.02), title=f"nucleus p = 0.9 keeps {n_p} tokens")
+axes[1].legend(fontsize=8)
+ch.savefig(fig, "sampling_distributions")
 
 # %% [markdown]
 # Now the samples, side by side, from the same prompts (seeded, so they repeat). Greedy is one
@@ -517,6 +575,27 @@ for name, kw in [("greedy", dict(greedy=True)), ("seeded sampling (τ = 1, top-p
 # %% [markdown]
 # ### Exercise 9.4 — one step with a KV cache
 #
+# **`kv_cache_step_ex`** · ★★★ · 2 分 points · 约 ~25 分钟 min
+#
+# **中文：** 带 KV 缓存的一步生成：把新的键和值追加进缓存，再让新查询对所有已缓存位置做因果注意力
+# （与序列末尾对齐）；返回输出和扩展后的缓存。
+#
+# **English:** One generation step with a KV cache: append the new keys and values, then attend
+# from the new queries to every cached position (causal, aligned to the end). Return the output
+# and the grown cache.
+#
+# **提示：** 第 i 个新查询的绝对位置是 T_past + i，所以它能看到 j ≤ T_past + i 的键：把因果三角按
+# 缓存长度平移。
+#
+# **Hint:** New query i sits at absolute position T_past + i, so it may see keys j ≤ T_past + i:
+# shift the causal triangle by the cache length.
+#
+# **不可调用 Not allowed:** `attention.KVCache`, `attention.causal_mask`, `attention.merge_masks`,
+# `attention.scaled_dot_product_attention`, `attention.sdpa_fast`
+# (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch09`
+#
 # Write `kv_cache_step_ex(q_new, k_new, v_new, cache_k, cache_v)` for one attention head group:
 # `q_new, k_new, v_new` (B, H, T_new, hs) belong to the T_new newest tokens, `cache_k, cache_v`
 # (B, H, T_past, hs) to the earlier ones (`None` before the first step). Return
@@ -580,6 +659,10 @@ def check_kv_cache_step_ex(impl):
 
 
 ch.verify(check_kv_cache_step_ex, kv_cache_step_ex)
+
+# %%
+from minitransformer.attention import KVCache  # the library's version (exercise 9.4)
+
 lib_cache = KVCache()
 k1, v1 = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4)
 k2, v2 = torch.randn(1, 2, 1, 4), torch.randn(1, 2, 1, 4)

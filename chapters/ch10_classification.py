@@ -41,7 +41,7 @@ from minibert.hf import load_tokenizer_from
 from minibert.pretraining import PretrainingData, pretraining_loss, tokenize_documents
 from minitransformer.checkpoint import save_checkpoint
 from minitransformer.data import BERT_SPECIALS, Example, SentencePieceTokenizer, load_world_documents, load_world_reviews
-from minitransformer.metrics import accuracy, confusion_matrix, format_report, precision_recall_f1
+from minitransformer.metrics import accuracy, confusion_matrix, format_report
 from minitransformer.trainer import TrainConfig, Trainer
 
 ch = Chapter(__file__)  # --seed N changes every seed below (ch.seed_for), --threads N torch's threads
@@ -83,7 +83,7 @@ def pretrain_tiny_bert(out_dir, recipe):
     model = BertForPreTraining(config)
     train_config = TrainConfig(out_dir=str(out_dir / "pretraining_run"), max_steps=recipe["steps"], batch_size=recipe["batch_size"],
                                lr=recipe["lr"], min_lr=recipe["lr"] / 10, warmup_steps=recipe["warmup"], weight_decay=0.01,
-                               betas=(0.9, 0.98), eval_interval=0, log_interval=10, checkpoint_interval=-1, progress=False, seed=ch.seed_for(0))
+                               betas=(0.9, 0.98), eval_interval=0, log_interval=10, checkpoint_interval=-1, progress=False, overwrite=True, seed=ch.seed_for(0))
     Trainer(model, train_config, data, loss_fn=pretraining_loss, model_config=config.to_dict(), tokenizer=tokenizer).fit()
     saved = save_checkpoint(out_dir / "pretrained", model, config.to_dict(), tokenizer)
     (out_dir / "pretrained.json").write_text(json.dumps(recipe, indent=1) + "\n", encoding="utf-8")
@@ -296,24 +296,27 @@ if not ch.fast:  # (with --fast the model is pretrained for 40 steps only)
 # The accuracy is high because almost everything is positive; precision says half of the flags
 # are wrong. F1 must use precision to show it.
 
-# %%
-y_true = ["neg"] * 50 + ["pos"] * 950
-y_pred = ["neg"] * 20 + ["pos"] * 30 + ["neg"] * 20 + ["pos"] * 930  # 20 TP, 30 FN, 20 FP, 930 TN for "neg"
-report = precision_recall_f1(y_true, y_pred, labels=["neg", "pos"])
-neg = report.per_class["neg"]
-acc = accuracy(y_true, y_pred)
-article_f1 = 2 * acc * neg.recall / (acc + neg.recall)
-print(f"  accuracy {acc:.3f}; for 'neg': precision {neg.precision:.3f}, recall {neg.recall:.3f}, F1 {neg.f1:.3f}; "
-      f"the article's 'F1' (accuracy with recall) {article_f1:.3f}")
-ch.check_close("accuracy = 950/1000", acc, 950 / 1000, atol=1e-12)
-ch.check_close("precision = 20/40, recall = 20/50 (minitransformer.metrics vs hand counts)", [neg.precision, neg.recall], [0.5, 0.4],
-               atol=1e-12)
-ch.check_close("F1 = 2PR/(P+R) = 4/9", neg.f1, 4 / 9, atol=1e-12)
-ch.check("the article's formula gives a different number, 76/135", abs(article_f1 - 76 / 135) < 1e-12 and abs(article_f1 - neg.f1) > 0.1,
-         f"{article_f1:.4f} vs F1 {neg.f1:.4f}")
-
 # %% [markdown]
 # ### Exercise 10.1 — precision, recall and F1 for one class (计算某一类的精确率、召回率和 F1)
+#
+# **`precision_recall_f1_ex`** · ★ · 2 分 points · 约 ~15 分钟 min
+#
+# **中文：** 计算某一类的精确率、召回率和 F1：P = TP/(TP+FP)，R = TP/(TP+FN)，F1 = 2PR/(P+R)——是精
+# 确率与召回率的调和平均，而不是准确率；分母为 0 时取 0。
+#
+# **English:** Precision, recall and F1 for one class: P = TP/(TP+FP), R = TP/(TP+FN), F1 =
+# 2PR/(P+R) — the harmonic mean of precision and recall, not of accuracy; 0 when a denominator is
+# 0.
+#
+# **提示：** 遍历一次 zip(y_true, y_pred) 数出 TP、FP、FN；每个除法都先判断分母。
+#
+# **Hint:** Count TP, FP and FN in one pass over zip(y_true, y_pred); guard every division.
+#
+# **不可调用 Not allowed:** `metrics.precision_recall_f1`, `metrics.prf_from_counts`,
+# `metrics.classification_report`, `sklearn.metrics.precision_recall_fscore_support`,
+# `sklearn.metrics.precision_score` and 2 more / 等共 7 个 (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch10`
 #
 # Write `precision_recall_f1_ex(y_true, y_pred, positive)` → `(precision, recall, f1)` as floats
 # for the class `positive`; labels may be ints or strings; a zero denominator gives 0.0.
@@ -335,6 +338,8 @@ def precision_recall_f1_ex(y_true, y_pred, positive):
 
 def check_precision_recall_f1_ex(impl):
     """Hand-worked examples (answers as fractions in the code), then random data against minitransformer.metrics."""
+    from minitransformer.metrics import precision_recall_f1  # the reference (the chapter imports it after the exercise)
+
     cases = [
         # name, y_true, y_pred, positive, (P, R, F1) worked out by hand
         ("10 samples: TP 2, FP 1, FN 2 (accuracy 0.7)", [1, 1, 1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 1, 0, 0, 0, 0, 0], 1,
@@ -371,6 +376,24 @@ def check_precision_recall_f1_ex(impl):
 
 
 ch.verify(check_precision_recall_f1_ex, precision_recall_f1_ex)
+
+# %%
+from minitransformer.metrics import precision_recall_f1  # the library's version (exercise 10.1)
+
+y_true = ["neg"] * 50 + ["pos"] * 950
+y_pred = ["neg"] * 20 + ["pos"] * 30 + ["neg"] * 20 + ["pos"] * 930  # 20 TP, 30 FN, 20 FP, 930 TN for "neg"
+report = precision_recall_f1(y_true, y_pred, labels=["neg", "pos"])
+neg = report.per_class["neg"]
+acc = accuracy(y_true, y_pred)
+article_f1 = 2 * acc * neg.recall / (acc + neg.recall)
+print(f"  accuracy {acc:.3f}; for 'neg': precision {neg.precision:.3f}, recall {neg.recall:.3f}, F1 {neg.f1:.3f}; "
+      f"the article's 'F1' (accuracy with recall) {article_f1:.3f}")
+ch.check_close("accuracy = 950/1000", acc, 950 / 1000, atol=1e-12)
+ch.check_close("precision = 20/40, recall = 20/50 (minitransformer.metrics vs hand counts)", [neg.precision, neg.recall], [0.5, 0.4],
+               atol=1e-12)
+ch.check_close("F1 = 2PR/(P+R) = 4/9", neg.f1, 4 / 9, atol=1e-12)
+ch.check("the article's formula gives a different number, 76/135", abs(article_f1 - 76 / 135) < 1e-12 and abs(article_f1 - neg.f1) > 0.1,
+         f"{article_f1:.4f} vs F1 {neg.f1:.4f}")
 
 # %% [markdown]
 # ### The fine-tuned model's test scores and its confusion matrix (混淆矩阵)
@@ -454,7 +477,7 @@ def fine_tune(n, start, k):
     lr = 3e-3 if start == "frozen" else 1e-3
     cfg = TrainConfig(out_dir=str(ch.out / "runs" / f"{start}_{n}_{k}"), max_steps=steps, batch_size=16, lr=lr,
                       min_lr=lr / 10, warmup_steps=steps // 10, weight_decay=0.01, eval_interval=0, checkpoint_interval=-1,
-                      log_interval=steps, progress=False, seed=seed)
+                      log_interval=steps, progress=False, overwrite=True, seed=seed)
     finetune(clf, tokenizer, "classify", enc, val_enc, cfg, freeze=start == "frozen")
     pred = predict_ids(clf, test_dataset, pad_id)
     return sum(p == d["label"] for p, d in zip(pred, test_dataset)) / len(test_dataset)

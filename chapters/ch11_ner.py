@@ -35,7 +35,7 @@ from minibert import BertConfig, BertForTokenClassification
 from minibert.evaluate import predict_ids, word_tags
 from minibert.finetune import collate, encode_ner, finetune, label_vocab, word_pieces
 from minitransformer.data import BERT_SPECIALS, CharTokenizer, SentencePieceTokenizer, TaggedSentence, load_world_ner
-from minitransformer.metrics import entity_prf, format_report, get_entities
+from minitransformer.metrics import entity_prf, format_report
 from minitransformer.trainer import TrainConfig
 
 ch = Chapter(__file__)
@@ -49,17 +49,6 @@ IGNORE = -100  # the label of a position that carries no loss and no prediction
 # `B-X I-X I-X …`; everything else is `O`. Two entities of the same type side by side stay apart
 # because the second starts with a new `B-`.
 
-# %%
-train, val, test = (load_world_ner("en", split) for split in ("train", "val", "test"))
-if ch.fast:  # fewer sentences, the same code
-    train, val, test = train[:480], val[:64], test[:96]
-print(f"  {len(train)} / {len(val)} / {len(test)} sentences (train / val / test)")
-example = next(s for s in train if len(s.tokens) <= 12 and sum(t.startswith("B-") for t in s.tags) >= 3)
-print("  " + " ".join(f"{w}/{t}" for w, t in zip(example.tokens, example.tags)))
-print("  entities (type, start, end):", get_entities(list(example.tags)))
-n_entities = collections.Counter(e[0] for s in train for e in get_entities(list(s.tags)))
-print("  training entities by type:", dict(sorted(n_entities.items())))
-
 # %% [markdown]
 # Reading spans back from tags has a few corner cases that every NER scorer must settle the same
 # way (conlleval and seqeval's default mode):
@@ -70,6 +59,26 @@ print("  training entities by type:", dict(sorted(n_entities.items())))
 # * `B-X` right after an X entity starts a second entity.
 #
 # ### Exercise 11.1 — entity spans from BIO tags (从 BIO 标签读出实体)
+#
+# **`bio_entities_ex`** · ★★ · 2 分 points · 约 ~20 分钟 min
+#
+# **中文：** 从 IOB2 标签中抽取实体区间 (type, start, end)，end 不含；没有同类实体在前的 I-X 开启
+# 一个新实体（conlleval/seqeval 规则），句末仍未结束的实体在句末闭合。
+#
+# **English:** Extract (type, start, end) entity spans from IOB2 tags, end exclusive; an I-X with
+# no open X entity starts one (the conlleval/seqeval rule), and an entity still open at the end is
+# closed.
+#
+# **提示：** 记住当前未闭合实体的 (type, start)；遇到 O、B-、另一类型的 I- 时闭合它，循环结束后也
+# 要闭合。
+#
+# **Hint:** Keep the open entity's (type, start); close it at O, at B-, at an I- of another type,
+# and after the loop.
+#
+# **不可调用 Not allowed:** `metrics.get_entities`,
+# `seqeval.metrics.sequence_labeling.get_entities` (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch11`
 #
 # Write `bio_entities_ex(tags)` returning the list of `(type, start, end)` with `end` exclusive
 # (the entity is `tags[start:end]`), in order of `start`.
@@ -118,6 +127,19 @@ def check_bio_entities_ex(impl):
 
 
 ch.verify(check_bio_entities_ex, bio_entities_ex)
+
+# %%
+from minitransformer.metrics import get_entities  # the library's version (exercise 11.1)
+
+train, val, test = (load_world_ner("en", split) for split in ("train", "val", "test"))
+if ch.fast:  # fewer sentences, the same code
+    train, val, test = train[:480], val[:64], test[:96]
+print(f"  {len(train)} / {len(val)} / {len(test)} sentences (train / val / test)")
+example = next(s for s in train if len(s.tokens) <= 12 and sum(t.startswith("B-") for t in s.tags) >= 3)
+print("  " + " ".join(f"{w}/{t}" for w, t in zip(example.tokens, example.tags)))
+print("  entities (type, start, end):", get_entities(list(example.tags)))
+n_entities = collections.Counter(e[0] for s in train for e in get_entities(list(s.tags)))
+print("  training entities by type:", dict(sorted(n_entities.items())))
 rng = random.Random(ch.seed_for(0))
 random_tags = [[rng.choice(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]) for _ in range(rng.randint(0, 12))] for _ in range(ch.steps(2000, 300))]
 ch.check(f"bio_entities_ex == minitransformer.metrics.get_entities (training set + {len(random_tags):,} random, invalid tag lists)",
@@ -143,26 +165,26 @@ ch.check(f"bio_entities_ex == minitransformer.metrics.get_entities (training set
 # So each word counts once in the loss, however many pieces it has. (Labelling every piece, B-X
 # then I-X, also works; it weights long names more and needs a rule to merge pieces back.)
 
-# %%
-tokenizer = SentencePieceTokenizer.train([" ".join(s.tokens) for s in train], 300, specials=BERT_SPECIALS)
-labels = label_vocab("ner", train)
-id2label = dict(enumerate(labels.labels))
-print(f"  vocabulary {tokenizer.vocab_size} pieces; labels {labels.labels}")
-n_pieces = [len(p) for s in train for p in word_pieces(s.tokens, tokenizer)]
-print(f"  pieces per word: mean {sum(n_pieces) / len(n_pieces):.2f}, max {max(n_pieces)}; "
-      f"{sum(n > 1 for n in n_pieces) / len(n_pieces):.0%} of the words are split")
-# a short sentence with an entity word that falls into three or more pieces
-shown = next(s for s in train if len(s.tokens) <= 10 and any(len(p) >= 3 and t != "O" for p, t in
-                                                               zip(word_pieces(s.tokens, tokenizer), s.tags)))
-shown_enc = encode_ner([shown], tokenizer, labels, max_len=64)[0]
-word_ids = [None] + [i for i, p in enumerate(word_pieces(shown.tokens, tokenizer)) for _ in p] + [None]
-print(f"  {'piece':>10} {'word id':>8} {'word':>10} {'label':>7}")
-for tok_id, wid, lab in zip(shown_enc["input_ids"], word_ids, shown_enc["labels"]):
-    word = "" if wid is None else shown.tokens[wid]
-    print(f"  {tokenizer.id_to_token(tok_id):>10} {str(wid):>8} {word:>10} {id2label.get(lab, str(lab)):>7}")
-
 # %% [markdown]
 # ### Exercise 11.2 — align word labels to subwords (标签对齐)
+#
+# **`align_labels_ex`** · ★ · 1 分 point · 约 ~15 分钟 min
+#
+# **中文：** 把词级 NER 标签对齐到子词：每个词的第一个子词取该词标签，其余子词和特殊符号取 -100（
+# 损失忽略）。
+#
+# **English:** Align word-level NER labels to subwords: the first subword of each word gets its
+# label, later subwords and special tokens get -100 (ignored by the loss).
+#
+# **提示：** 若某个子词的词编号不是 None 且与前一个位置的不同，它就是一个词的第一个子词。
+#
+# **Hint:** A subword starts a word when its word id is not None and differs from the previous
+# position's.
+#
+# **不可调用 Not allowed:** `finetune.align_word_labels`, `finetune.encode_ner`
+# (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch11`
 #
 # Write `align_labels_ex(word_ids, word_labels)`. `word_ids[k]` says which word subword k belongs
 # to (`None` for [CLS], [SEP] and padding — Hugging Face's `BatchEncoding.word_ids()` has this
@@ -205,6 +227,24 @@ def check_align_labels_ex(impl):
 
 
 ch.verify(check_align_labels_ex, align_labels_ex)
+
+# %%
+tokenizer = SentencePieceTokenizer.train([" ".join(s.tokens) for s in train], 300, specials=BERT_SPECIALS)
+labels = label_vocab("ner", train)
+id2label = dict(enumerate(labels.labels))
+print(f"  vocabulary {tokenizer.vocab_size} pieces; labels {labels.labels}")
+n_pieces = [len(p) for s in train for p in word_pieces(s.tokens, tokenizer)]
+print(f"  pieces per word: mean {sum(n_pieces) / len(n_pieces):.2f}, max {max(n_pieces)}; "
+      f"{sum(n > 1 for n in n_pieces) / len(n_pieces):.0%} of the words are split")
+# a short sentence with an entity word that falls into three or more pieces
+shown = next(s for s in train if len(s.tokens) <= 10 and any(len(p) >= 3 and t != "O" for p, t in
+                                                               zip(word_pieces(s.tokens, tokenizer), s.tags)))
+shown_enc = encode_ner([shown], tokenizer, labels, max_len=64)[0]
+word_ids = [None] + [i for i, p in enumerate(word_pieces(shown.tokens, tokenizer)) for _ in p] + [None]
+print(f"  {'piece':>10} {'word id':>8} {'word':>10} {'label':>7}")
+for tok_id, wid, lab in zip(shown_enc["input_ids"], word_ids, shown_enc["labels"]):
+    word = "" if wid is None else shown.tokens[wid]
+    print(f"  {tokenizer.id_to_token(tok_id):>10} {str(wid):>8} {word:>10} {id2label.get(lab, str(lab)):>7}")
 
 
 def subword_word_ids(sentence, tokenizer):
@@ -276,7 +316,7 @@ def train_ner(name, sentences, val_sentences, tok, steps, seed=0):
     model = BertForTokenClassification(ner_config(tok.vocab_size))
     config = TrainConfig(out_dir=str(ch.out / f"run_{name}"), max_steps=steps, batch_size=32, lr=2e-3, min_lr=2e-4,
                          warmup_steps=min(20, steps // 5), weight_decay=0.01, eval_interval=0, log_interval=10,
-                         checkpoint_interval=-1, progress=False, seed=ch.seed_for(seed))
+                         checkpoint_interval=-1, progress=False, overwrite=True, seed=ch.seed_for(seed))
     trainer = finetune(model, tok, "ner", encode_ner(sentences, tok, labels, 64), encode_ner(val_sentences, tok, labels, 64), config)
     return model.eval(), trainer
 

@@ -79,6 +79,26 @@ ch.check("the tokenizer round-trips every test sentence (no [UNK])",
 #
 # ### Exercise 12.1 — inputs and labels for one pair
 #
+# **`prompt_target_example_ex`** · ★ · 1 分 point · 约 ~15 分钟 min
+#
+# **中文：** 为仅解码器的翻译构造一个训练样本：s = src + [sep] + tgt + [eot]；返回 (input_ids,
+# labels)，其中 input_ids = s[:-1]；若 s[t+1] 属于 tgt + [eot] 则 labels[t] = s[t+1]，提示部分为
+# −100。
+#
+# **English:** Build one training example of decoder-only translation: s = src + [sep] + tgt +
+# [eot]; return (input_ids, labels) with input_ids = s[:-1] and labels[t] = s[t+1] where s[t+1]
+# belongs to tgt + [eot], −100 over the prompt.
+#
+# **提示：** 第一个保留的标签在 <sep> 的位置（它预测第一个目标词元）；最后一个标签是 <|endoftext|>
+# 。
+#
+# **Hint:** The first kept label sits at the <sep> position (it predicts the first target token);
+# the last one is <|endoftext|>.
+#
+# **不可调用 Not allowed:** `model.next_token_targets` (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch12`
+#
 # Write `prompt_target_example_ex(src_ids, tgt_ids, sep_id, eot_id)` returning
 # `(input_ids, labels)`, two lists of length len(src) + len(tgt) + 1.
 
@@ -217,7 +237,7 @@ ch.check_close("a right-padded row gives the same logits at its real positions a
 # appear in the same kinds of sentence.
 
 # %%
-TRAIN = dict(lr=5e-3, min_lr=5e-4, checkpoint_interval=-1, progress=False, seed=ch.seed_for(0))
+TRAIN = dict(lr=5e-3, min_lr=5e-4, checkpoint_interval=-1, progress=False, overwrite=True, seed=ch.seed_for(0))
 lm_ids = {split: encode_documents(tok, [parts[k] for parts in texts]) for k, split in enumerate(("train", "val"))}
 ch.manual_seed(0)
 pretrained = GPT(config)

@@ -27,8 +27,8 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from chapters.book import Chapter, plt
-from minibert import BertConfig, BertForPreTraining, BertModel, count_bert_parameters
-from minigpt import GPT, GPTConfig, gpt_param_count
+from minibert import BertConfig, BertForPreTraining, BertModel
+from minigpt import GPT, GPTConfig
 from minitransformer.transformer import Seq2SeqConfig, Seq2SeqTransformer
 
 ch = Chapter(__file__)
@@ -44,6 +44,131 @@ PUBLISHED = {
 
 # %% [markdown]
 # ## 1. BERT's parameters, by hand (BERT 的参数量)
+#
+# Before the formulas, count for yourself: exercises 13.1 and 13.2 ask for the closed forms.
+# 先自己数一数：练习 13.1 和 13.2 要求写出参数量的公式，公式本身在练习之后给出。
+
+# %% [markdown]
+# ### Exercise 13.1 — BERT's parameter count (BERT 参数量公式)
+#
+# **`bert_parameter_count_ex`** · ★★ · 1 分 point · 约 ~20 分钟 min
+#
+# **中文：** 用公式计算 BertModel 的参数量：嵌入层及其 LayerNorm、每个编码器层、池化层。
+#
+# **English:** Count BertModel's parameters in closed form: embeddings and their LayerNorm, each
+# encoder layer, the pooler.
+#
+# **提示：** Linear(a, b) 有 a·b + b 个参数，H 维的层归一化有 2H 个；前馈层宽度是单独的参数，不一
+# 定是 4H。
+#
+# **Hint:** A Linear(a, b) has a·b + b numbers, a LayerNorm over H has 2H; the feed-forward width
+# is its own size.
+#
+# **不可调用 Not allowed:** `config.count_bert_parameters`, `model.BertModel`,
+# `heads.BertForPreTraining`, `nn.Module.parameters`, `nn.Module.named_parameters` and 2 more / 等
+# 共 7 个 (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch13`
+#
+# Write `bert_parameter_count_ex(vocab_size, max_positions, type_vocab_size, hidden, layers,
+# intermediate)`: the parameters of a BertModel **with** its pooler. The check compares with the
+# published counts and with the same architecture assembled from PyTorch's own modules
+# (`nn.Embedding`, `nn.LayerNorm`, `nn.TransformerEncoderLayer`, `nn.Linear`) on the meta device.
+
+# %%
+def bert_parameter_count_ex(vocab_size, max_positions, type_vocab_size, hidden, layers, intermediate):
+    """Parameters of BertModel: embeddings + LayerNorm, `layers` encoder layers, pooler."""
+    ### BEGIN SOLUTION
+    h, f = hidden, intermediate
+    embeddings = (vocab_size + max_positions + type_vocab_size) * h + 2 * h
+    layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 2 * 2 * h
+    return embeddings + layers * layer + (h * h + h)
+    ### END SOLUTION
+
+
+def check_bert_parameter_count_ex(impl):
+    """Published counts, and nn.Embedding + nn.LayerNorm + nn.TransformerEncoderLayer + nn.Linear on the meta device."""
+    published = [((30522, 512, 2, 768, 12, 3072), 109_482_240, "bert-base"),
+                 ((30522, 512, 2, 1024, 24, 4096), 335_141_888, "bert-large"),
+                 ((50265, 514, 1, 768, 12, 3072), 124_645_632, "roberta-base")]
+    for args, want, name in published:
+        got = impl(*args)
+        if got != want:
+            raise AssertionError(f"{name}: expected {want:,}, received {got:,} — count the biases (a Linear(a, b) has "
+                                 f"a·b + b), both LayerNorm vectors γ and β, all three tables and the pooler H² + H")
+    for v, p, s, h, n, f in [(99, 37, 3, 24, 3, 40), (1000, 128, 2, 64, 2, 256)]:
+        with torch.device("meta"):
+            parts = [nn.Embedding(v, h), nn.Embedding(p, h), nn.Embedding(s, h), nn.LayerNorm(h), nn.Linear(h, h)]
+            parts += [nn.TransformerEncoderLayer(h, 1, f) for _ in range(n)]
+        want = sum(x.numel() for m in parts for x in m.parameters())
+        got = impl(v, p, s, h, n, f)
+        if got != want:
+            raise AssertionError(f"V={v}, P={p}, S={s}, H={h}, L={n}, F={f}: expected {want:,} (PyTorch modules), received "
+                                 f"{got:,} — the feed-forward width F is a separate size, not always 4H")
+    return "bert-base, bert-large, roberta-base as published; two odd sizes against nn.TransformerEncoderLayer"
+
+
+ch.verify(check_bert_parameter_count_ex, bert_parameter_count_ex)
+
+# %% [markdown]
+# ### Exercise 13.2 — GPT-2's parameter count
+#
+# **`gpt2_parameter_count_ex`** · ★ · 1 分 point · 约 ~15 分钟 min
+#
+# **中文：** 用公式计算 GPT-2 的参数量：词表与位置表、各层、最后的 LayerNorm；输出层与词表共享权重
+# ，只算一次。
+#
+# **English:** Count GPT-2's parameters in closed form: token and position tables, blocks, final
+# LayerNorm; the output layer is tied to the token table and counts once.
+#
+# **提示：** 每个块是 12C² + 13C（注意力 4C² + 4C，MLP 8C² + 5C，两个层归一化 4C）；再加上最后的层
+# 归一化。
+#
+# **Hint:** Each block is 12C² + 13C (attention 4C² + 4C, MLP 8C² + 5C, two LayerNorms 4C); add
+# the final LayerNorm.
+#
+# **不可调用 Not allowed:** `config.gpt_param_count`, `model.GPT`, `nn.Module.parameters`,
+# `nn.Module.named_parameters`, `nn.Module.state_dict` and 1 more / 等共 6 个
+# (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch13`
+#
+# GPT-2's block has the same pieces (pre-LN instead of post-LN changes no count), an MLP of width
+# 4C, a final LayerNorm after the last block, no segments and no pooler — and its output layer
+# reuses the token table. Write `gpt2_parameter_count_ex(vocab_size, block_size, n_layer, n_embd)`.
+
+# %%
+def gpt2_parameter_count_ex(vocab_size, block_size, n_layer, n_embd):
+    """Parameters of GPT-2 (GPT2LMHeadModel): tables, blocks, final LayerNorm; the tied output layer once."""
+    ### BEGIN SOLUTION
+    c = n_embd
+    return (vocab_size + block_size) * c + n_layer * (12 * c * c + 13 * c) + 2 * c
+    ### END SOLUTION
+
+
+def check_gpt2_parameter_count_ex(impl):
+    """The four published GPT-2 sizes, and PyTorch modules on the meta device for an odd size."""
+    published = [((50257, 1024, 12, 768), 124_439_808, "gpt2"), ((50257, 1024, 24, 1024), 354_823_168, "gpt2-medium"),
+                 ((50257, 1024, 36, 1280), 774_030_080, "gpt2-large"), ((50257, 1024, 48, 1600), 1_557_611_200, "gpt2-xl")]
+    for args, want, name in published:
+        got = impl(*args)
+        if got != want:
+            hint = ("the output layer shares the token table: count it once" if got - want == args[0] * args[3]
+                    else "each block is 12C² + 13C; add the final LayerNorm (2C)")
+            raise AssertionError(f"{name}: expected {want:,}, received {got:,} — {hint}")
+    v, t, n, c = 101, 33, 3, 20
+    with torch.device("meta"):
+        parts = [nn.Embedding(v, c), nn.Embedding(t, c), nn.LayerNorm(c)] + [nn.TransformerEncoderLayer(c, 1, 4 * c) for _ in range(n)]
+    want = sum(x.numel() for m in parts for x in m.parameters())
+    if impl(v, t, n, c) != want:
+        raise AssertionError(f"V={v}, T={t}, L={n}, C={c}: expected {want:,} (PyTorch modules), received {impl(v, t, n, c):,}")
+    return "GPT-2 small, medium, large and XL as published; an odd size against nn.TransformerEncoderLayer"
+
+
+ch.verify(check_gpt2_parameter_count_ex, gpt2_parameter_count_ex)
+
+# %% [markdown]
+# ### The formulas (参数量公式)
 #
 # Write H for the width (hidden_size), F for the feed-forward width (intermediate_size, 4H), L for
 # the number of layers, V / P / S for the sizes of the token, position and segment tables. A
@@ -122,6 +247,9 @@ GPT_SIZES = {"GPT-2 small": GPTConfig(), "GPT-2 medium": GPTConfig(n_layer=24, n
              "GPT-2 XL": GPTConfig(n_layer=48, n_head=25, n_embd=1600)}
 instantiate = ["BERT-base", "GPT-2 small"] if ch.fast else list(BERT_SIZES) + list(GPT_SIZES)  # XL takes a second
 
+from minibert import count_bert_parameters  # the library's versions (exercises 13.1, 13.2)
+from minigpt import gpt_param_count
+
 t0 = time.perf_counter()
 models = {}
 with torch.device("meta"):
@@ -149,86 +277,6 @@ ch.check("the library's count_bert_parameters and gpt_param_count agree",
 head = models["BERT-base + MLM/NSP heads"]
 ch.check("the MLM decoder is the token table (tied), so it adds no parameters",
          head.mlm_head.decoder.weight is head.bert.embeddings.word_embeddings.weight)
-
-# %% [markdown]
-# ### Exercise 13.1 — BERT's parameter count (BERT 参数量公式)
-#
-# Write `bert_parameter_count_ex(vocab_size, max_positions, type_vocab_size, hidden, layers,
-# intermediate)`: the parameters of a BertModel **with** its pooler. The check compares with the
-# published counts and with the same architecture assembled from PyTorch's own modules
-# (`nn.Embedding`, `nn.LayerNorm`, `nn.TransformerEncoderLayer`, `nn.Linear`) on the meta device.
-
-# %%
-def bert_parameter_count_ex(vocab_size, max_positions, type_vocab_size, hidden, layers, intermediate):
-    """Parameters of BertModel: embeddings + LayerNorm, `layers` encoder layers, pooler."""
-    ### BEGIN SOLUTION
-    h, f = hidden, intermediate
-    embeddings = (vocab_size + max_positions + type_vocab_size) * h + 2 * h
-    layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 2 * 2 * h
-    return embeddings + layers * layer + (h * h + h)
-    ### END SOLUTION
-
-
-def check_bert_parameter_count_ex(impl):
-    """Published counts, and nn.Embedding + nn.LayerNorm + nn.TransformerEncoderLayer + nn.Linear on the meta device."""
-    published = [((30522, 512, 2, 768, 12, 3072), 109_482_240, "bert-base"),
-                 ((30522, 512, 2, 1024, 24, 4096), 335_141_888, "bert-large"),
-                 ((50265, 514, 1, 768, 12, 3072), 124_645_632, "roberta-base")]
-    for args, want, name in published:
-        got = impl(*args)
-        if got != want:
-            raise AssertionError(f"{name}: expected {want:,}, received {got:,} — count the biases (a Linear(a, b) has "
-                                 f"a·b + b), both LayerNorm vectors γ and β, all three tables and the pooler H² + H")
-    for v, p, s, h, n, f in [(99, 37, 3, 24, 3, 40), (1000, 128, 2, 64, 2, 256)]:
-        with torch.device("meta"):
-            parts = [nn.Embedding(v, h), nn.Embedding(p, h), nn.Embedding(s, h), nn.LayerNorm(h), nn.Linear(h, h)]
-            parts += [nn.TransformerEncoderLayer(h, 1, f) for _ in range(n)]
-        want = sum(x.numel() for m in parts for x in m.parameters())
-        got = impl(v, p, s, h, n, f)
-        if got != want:
-            raise AssertionError(f"V={v}, P={p}, S={s}, H={h}, L={n}, F={f}: expected {want:,} (PyTorch modules), received "
-                                 f"{got:,} — the feed-forward width F is a separate size, not always 4H")
-    return "bert-base, bert-large, roberta-base as published; two odd sizes against nn.TransformerEncoderLayer"
-
-
-ch.verify(check_bert_parameter_count_ex, bert_parameter_count_ex)
-
-# %% [markdown]
-# ### Exercise 13.2 — GPT-2's parameter count
-#
-# GPT-2's block has the same pieces (pre-LN instead of post-LN changes no count), an MLP of width
-# 4C, a final LayerNorm after the last block, no segments and no pooler — and its output layer
-# reuses the token table. Write `gpt2_parameter_count_ex(vocab_size, block_size, n_layer, n_embd)`.
-
-# %%
-def gpt2_parameter_count_ex(vocab_size, block_size, n_layer, n_embd):
-    """Parameters of GPT-2 (GPT2LMHeadModel): tables, blocks, final LayerNorm; the tied output layer once."""
-    ### BEGIN SOLUTION
-    c = n_embd
-    return (vocab_size + block_size) * c + n_layer * (12 * c * c + 13 * c) + 2 * c
-    ### END SOLUTION
-
-
-def check_gpt2_parameter_count_ex(impl):
-    """The four published GPT-2 sizes, and PyTorch modules on the meta device for an odd size."""
-    published = [((50257, 1024, 12, 768), 124_439_808, "gpt2"), ((50257, 1024, 24, 1024), 354_823_168, "gpt2-medium"),
-                 ((50257, 1024, 36, 1280), 774_030_080, "gpt2-large"), ((50257, 1024, 48, 1600), 1_557_611_200, "gpt2-xl")]
-    for args, want, name in published:
-        got = impl(*args)
-        if got != want:
-            hint = ("the output layer shares the token table: count it once" if got - want == args[0] * args[3]
-                    else "each block is 12C² + 13C; add the final LayerNorm (2C)")
-            raise AssertionError(f"{name}: expected {want:,}, received {got:,} — {hint}")
-    v, t, n, c = 101, 33, 3, 20
-    with torch.device("meta"):
-        parts = [nn.Embedding(v, c), nn.Embedding(t, c), nn.LayerNorm(c)] + [nn.TransformerEncoderLayer(c, 1, 4 * c) for _ in range(n)]
-    want = sum(x.numel() for m in parts for x in m.parameters())
-    if impl(v, t, n, c) != want:
-        raise AssertionError(f"V={v}, T={t}, L={n}, C={c}: expected {want:,} (PyTorch modules), received {impl(v, t, n, c):,}")
-    return "GPT-2 small, medium, large and XL as published; an odd size against nn.TransformerEncoderLayer"
-
-
-ch.verify(check_gpt2_parameter_count_ex, gpt2_parameter_count_ex)
 
 # %% [markdown]
 # ## 2. Where the parameters sit (参数分布)

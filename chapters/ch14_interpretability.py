@@ -63,7 +63,7 @@ model = BertForSequenceClassification(config)
 steps = ch.steps(300, 10)
 finetune(model, tokenizer, "classify", encoded["train"], encoded["val"],
          TrainConfig(out_dir=str(ch.out / "run"), max_steps=steps, batch_size=32, lr=2e-3, min_lr=1e-4, warmup_steps=min(20, steps // 5),
-                     weight_decay=0.01, eval_interval=0, log_interval=50, checkpoint_interval=-1, progress=False, seed=ch.seed_for(0)))
+                     weight_decay=0.01, eval_interval=0, log_interval=50, checkpoint_interval=-1, progress=False, overwrite=True, seed=ch.seed_for(0)))
 model.eval()
 pred = predict_ids(model, encoded["test"], tokenizer.pad_id)
 accuracy = sum(p == e["label"] for p, e in zip(pred, encoded["test"])) / len(pred)
@@ -200,15 +200,92 @@ ch.check_close("∂f/∂x · d == central finite difference (f(x+εd) − f(x−
 # zero too) and keeps [CLS] and [SEP]. The integral is a midpoint sum over m points, whose error
 # falls like 1/m². **Occlusion** is the direct counterpart: f(x) − f(x with token t's vector zeroed).
 
+# %% [markdown]
+# ### Exercise 14.1 — integrated gradients (积分梯度)
+#
+# **`integrated_gradients_ex`** · ★★ · 2 分 points · 约 ~30 分钟 min
+#
+# **中文：** 用 m 点中点法计算积分梯度：IG_t = Σ_h (x − x′)_{t,h} · (1/m) Σ_k ∂f/∂x_{t,h}(x′ + α_k
+# (x − x′))，α_k = (k + ½)/m。f 把一批输入 (N, T, H) 映射为 N 个数；x 与基线 x′ 的形状都是 (1, T,
+# H)。返回 T 个归因值。
+#
+# **English:** Integrated gradients with an m-point midpoint rule: IG_t = Σ_h (x − x′)_{t,h} ·
+# (1/m) Σ_k ∂f/∂x_{t,h}(x′ + α_k (x − x′)), α_k = (k + ½)/m. f maps a batch of inputs (N, T, H) to
+# N numbers; x and the baseline x′ are (1, T, H). Return the T attributions.
+#
+# **提示：** 把路径上的 m 个点放进一个批次 (m, T, H) 并设 requires_grad，求
+# torch.autograd.grad(f(path).sum(), path)，在 m 个点上取平均，乘以 (x − x′) 后在 H 上求和。
+#
+# **Hint:** Put the m path points in one batch (m, T, H) with requires_grad, take
+# torch.autograd.grad(f(path).sum(), path), average over the m points, multiply by (x − x′) and
+# sum over H.
+#
+# **不可调用 Not allowed:** `torch.trapezoid`, `torch.trapz`, `torch.cumulative_trapezoid`,
+# `captum.attr.IntegratedGradients` (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch14`
+#
+# Write `integrated_gradients_ex(f, x, baseline, m)`: `f` takes a batch of inputs (N, T, H) and
+# returns N numbers (here: the margin of each row); `x` and `baseline` are (1, T, H). Return the
+# attributions IG_t, shape (T,), with the midpoint rule over m points. The check uses functions
+# whose integrals are known in closed form — for f = Σ sin(x) even the exact m-point midpoint sum.
+
+# %%
+def integrated_gradients_ex(f, x, baseline, m):
+    """IG_t = Σ_h (x − x′)_{t,h} · mean_k ∂f/∂x_{t,h}(x′ + α_k (x − x′)), α_k = (k + ½)/m. -> (T,)."""
+    ### BEGIN SOLUTION
+    alphas = (torch.arange(m, dtype=x.dtype) + 0.5) / m  # (m,) midpoints
+    path = (baseline + alphas[:, None, None] * (x - baseline)).detach().requires_grad_(True)  # (m, T, H)
+    (grads,) = torch.autograd.grad(f(path).sum(), path)
+    return ((x - baseline) * grads.mean(0, keepdim=True)).sum(-1)[0]  # (T,)
+    ### END SOLUTION
+
+
+def check_integrated_gradients_ex(impl):
+    """Closed forms, float64: a linear f (IG = (x − x′)·w exactly, any m), a quadratic f (the midpoint rule is
+    exact: IG = a·(x² − x′²)), and f = Σ sin(x), whose m-point midpoint sum has the closed form
+    d·cos(x′ + d/2)·sin(d/2) / (m·sin(d/(2m))), d = x − x′."""
+    g = torch.Generator().manual_seed(0)
+    t, h = 5, 3
+    x = torch.randn(1, t, h, generator=g, dtype=torch.float64)
+    base = 0.5 * torch.randn(1, t, h, generator=g, dtype=torch.float64)
+    w = torch.randn(t, h, generator=g, dtype=torch.float64)
+    a = torch.randn(t, h, generator=g, dtype=torch.float64)
+    d = x - base
+    cases = [("linear f = Σ w·x, m = 3", lambda v: (v * w).sum((1, 2)) + 0.3, 3, (d * w).sum(-1)[0],
+              "multiply the averaged gradient by (x − baseline), then sum over the last axis"),
+             ("quadratic f = Σ a·x², m = 4", lambda v: (a * v ** 2).sum((1, 2)), 4, (a * (x ** 2 - base ** 2)).sum(-1)[0],
+              "the midpoint rule: α_k = (k + ½)/m for k = 0 … m − 1 (not k/m)"),
+             ("f = Σ sin(x), m = 7", lambda v: torch.sin(v).sum((1, 2)), 7,
+              (d * torch.cos(base + d / 2) * torch.sin(d / 2) / (7 * torch.sin(d / 14))).sum(-1)[0],
+              "average the gradients at the m midpoints of the straight path from the baseline to x")]
+    worst = 0.0
+    for case, f, m, want, hint in cases:
+        got = impl(f, x, base, m)
+        if not isinstance(got, torch.Tensor) or got.shape != (t,):
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise AssertionError(f"{case}: expected one attribution per token, shape ({t},), received {shape}")
+        err = float((got - want).abs().max())
+        if not err <= 1e-10:
+            raise AssertionError(f"{case}: max abs err {err:.1e} vs the closed form — {hint}")
+        worst = max(worst, err)
+    f = cases[2][1]
+    total = float(impl(f, x, base, 256).sum())
+    delta = float(f(x) - f(base))
+    if not abs(total - delta) <= 1e-4:
+        raise AssertionError(f"completeness: Σ_t IG_t = {total:.6f} with m = 256, expected ≈ f(x) − f(x′) = {delta:.6f}")
+    return f"linear, quadratic and sine cases equal their closed forms (max abs err {worst:.1e}); Σ IG ≈ f(x) − f(x′)"
+
+
+ch.verify(check_integrated_gradients_ex, integrated_gradients_ex)
+
 # %%
 def integrated_gradients(model, ids, x, baseline, target, m):
-    """IG per token (T,) with an m-point midpoint rule, and f(x) − f(baseline)."""
-    alphas = (torch.arange(m, dtype=x.dtype) + 0.5) / m
-    path = (baseline + alphas[:, None, None] * (x - baseline)).requires_grad_(True)  # (m, T, H)
-    (grads,) = torch.autograd.grad(margin(model, ids, path, target).sum(), path)
+    """IG per token (T,) with an m-point midpoint rule (exercise 14.1), and f(x) − f(baseline)."""
+    ig = integrated_gradients_ex(lambda v: margin(model, ids, v, target), x, baseline, m)
     with torch.no_grad():
         delta = margin(model, ids, x, target) - margin(model, ids, baseline, target)
-    return ((x - baseline) * grads.mean(0, keepdim=True)).sum(-1)[0], float(delta[0])
+    return ig, float(delta[0])
 
 
 def occlusion(model, ids, x, target):

@@ -34,7 +34,7 @@ from minibert import BertConfig, BertForSequenceClassification, BertModel
 from minibert.evaluate import predict_ids
 from minibert.finetune import collate, encode_classification, finetune, label_vocab
 from minibert.hf import load_tokenizer_from, read_config_json
-from minibert.pretrained import mean_pool, minilm_folder, sentence_embeddings
+from minibert.pretrained import minilm_folder
 from minitransformer.data import load_world_reviews
 from minitransformer.trainer import TrainConfig
 
@@ -138,7 +138,72 @@ else:
 # 再归一化为单位长度，于是点积就是余弦相似度（`minibert.pretrained.sentence_embeddings`）。这个模型正是为此训练的：
 # 意思相同的句子彼此接近。下面是几条测试评论。
 
+# %% [markdown]
+# ### Exercise 15.1 — sentence embeddings (句向量)
+#
+# **`sentence_embedding_ex`** · ★ · 1 分 point · 约 ~10 分钟 min
+#
+# **中文：** 按 sentence-transformers 的做法计算句向量：对真实词元（attention_mask 为 1，排除填充
+# ）的向量取平均，再除以它的 L2 范数。last_hidden_state (B, T, H)、attention_mask (B, T)（取值 0/1
+# ）→ (B, H)。
+#
+# **English:** Sentence embeddings as sentence-transformers makes them: the mean of the real
+# tokens' vectors (attention_mask 1, padding excluded), divided by its L2 norm. last_hidden_state
+# (B, T, H) and attention_mask (B, T) of 0/1 → (B, H).
+#
+# **提示：** 把掩码变成浮点权重 (B, T, 1)，在 T 上对 h·m 求和并除以 Σm；再除以范数（keepdim=True）
+# 。
+#
+# **Hint:** Turn the mask into a float weight (B, T, 1), sum h·m over T and divide by Σm; then
+# divide by the norm (keepdim=True).
+#
+# **不可调用 Not allowed:** `pretrained.mean_pool`, `pretrained.sentence_embeddings`,
+# `F.normalize` (`python -m chapters.assign list`)
+#
+# 自查 Self-check: `python -m chapters.assign check ch15`
+#
+# Write `sentence_embedding_ex(last_hidden_state, attention_mask)` → (B, H): the two steps above,
+# masked mean pooling then L2 normalisation. The check compares with each sentence's real rows
+# averaged on their own, divided by `torch.linalg.vector_norm`.
+
 # %%
+def sentence_embedding_ex(last_hidden_state, attention_mask):
+    """e = Σ_t m_t h_t / Σ_t m_t, then e / ‖e‖. (B, T, H), (B, T) -> (B, H)."""
+    ### BEGIN SOLUTION
+    m = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)  # (B, T, 1)
+    pooled = (last_hidden_state * m).sum(1) / m.sum(1)  # (B, H)
+    return pooled / pooled.norm(dim=-1, keepdim=True)
+    ### END SOLUTION
+
+
+def check_sentence_embedding_ex(impl):
+    """Each sentence's real token rows sliced out and averaged alone, then divided by torch.linalg.vector_norm
+    (float64, atol 1e-12); padding rows full of large numbers must change nothing; masks as int64 and bool."""
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(3, 6, 5, generator=g, dtype=torch.float64)
+    lengths = [6, 2, 4]
+    mask = torch.tensor([[1] * n + [0] * (6 - n) for n in lengths])
+    h[mask == 0] = 1e3  # garbage in the padding
+    want = torch.stack([h[b, :n].mean(0) / torch.linalg.vector_norm(h[b, :n].mean(0)) for b, n in enumerate(lengths)])
+    for name, m in (("int64 mask", mask), ("bool mask", mask.bool())):
+        got = impl(h, m)
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise AssertionError(f"{name}: expected shape (B, H) = {tuple(want.shape)}, received {shape}")
+        err = float((got - want).abs().max())
+        if not err <= 1e-12:
+            norms = got.norm(dim=-1)
+            hint = ("the vectors must have length 1: divide by their L2 norm" if float((norms - 1).abs().max()) > 1e-9
+                    else "average over the real tokens only: weight by the mask and divide by the number of real tokens")
+            raise AssertionError(f"{name}: max abs err {err:.1e} vs each sentence's real tokens averaged alone — {hint}")
+    return "padded and unpadded rows equal the per-sentence mean of the real tokens, unit length (int64 and bool masks)"
+
+
+ch.verify(check_sentence_embedding_ex, sentence_embedding_ex)
+
+# %%
+from minibert.pretrained import mean_pool, sentence_embeddings  # the library's versions (exercise 15.1)
+
 test_all = load_world_reviews("en", "test")
 SHOW = [test_all[i] for i in (1, 6, 9, 3, 5)]
 with torch.no_grad():
@@ -150,6 +215,10 @@ print("       " + "".join(f"  [{j}] " for j in range(len(SHOW))))
 for i in range(len(SHOW)):
     print(f"  [{i}]  " + "".join(f"{sim[i, j]:6.3f}" for j in range(len(SHOW))))
 ch.check_close("unit length: every sentence embedding has norm 1", emb.norm(dim=-1), torch.ones(len(SHOW)), atol=1e-5)
+with torch.no_grad():
+    show_batch = batch_of([e.text for e in SHOW])
+    ch.check_close("exercise 15.1 == minibert.pretrained.sentence_embeddings",
+                   sentence_embedding_ex(model(**show_batch).last_hidden_state, show_batch["attention_mask"]), emb, atol=1e-6)
 pooled = mean_pool(hidden, batch["attention_mask"])
 ch.check_close("mean pooling ignores padding: a padded row pools as if alone", pooled[1],
                model(**batch_of(SENTENCES[1:2])).last_hidden_state.mean(1)[0].detach(), atol=1e-5)
@@ -227,7 +296,7 @@ def fine_tune(n, start, k):
     steps = STEPS[n]
     cfg = TrainConfig(out_dir=str(ch.out / "runs" / f"{start}_{n}_{k}"), max_steps=steps, batch_size=16, lr=LR,
                       min_lr=LR / 10, warmup_steps=max(1, steps // 10), weight_decay=0.01, eval_interval=0,
-                      checkpoint_interval=-1, log_interval=steps, progress=False, seed=seed)
+                      checkpoint_interval=-1, log_interval=steps, progress=False, overwrite=True, seed=seed)
     finetune(clf, tokenizer, "classify", encode_classification(subset, tokenizer, labels, MAX_LEN), val_enc, cfg)
     pred = predict_ids(clf, test_enc, tokenizer.pad_id)
     return sum(p == d["label"] for p, d in zip(pred, test_enc)) / len(test_enc)

@@ -1,6 +1,11 @@
-"""Option parsing shared by the chapter helper (book.py) and the runner (__main__.py); no torch
-import, so the runner starts fast."""
+"""Option parsing shared by the chapter helper (book.py) and the runner (__main__.py): counts,
+seconds and output paths, each refused with a message naming the option, what it expects and
+what it received. No torch import (so not minitransformer.cli either), so the runner starts fast."""
 from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
 
 
 def parse_count(option: str, text, minimum: int) -> int:
@@ -15,3 +20,52 @@ def parse_count(option: str, text, minimum: int) -> int:
     if value is None or value < minimum:
         raise ValueError(f"{option}: expected {kind}, received {str(text)!r}")
     return value
+
+
+def parse_seconds(option: str, text) -> float:
+    """``text`` as a finite number of seconds > 0; otherwise ValueError naming ``option`` and what it
+    received (``nan``, ``inf``, ``0`` and ``-5`` are all refused). Used for the runner's --timeout."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{option}: expected a finite number of seconds > 0, received {str(text)!r}")
+    return value
+
+
+def _folder_problem(path: Path) -> str | None:
+    """Create the folder ``path`` (and its parents); None when it exists and is writable, else why not."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{str(existing)!r} is a file, not a folder"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"{str(path)!r} cannot be created ({e.strerror or e})"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{str(path)!r} is read-only"
+    return None
+
+
+def check_output_dir(option: str, path) -> Path:
+    """Create the folder ``path`` (and its parents) for the figures, or ValueError naming ``option``
+    and the path when it cannot be: it or a part of it is a file, or it is read-only."""
+    path = Path(path)
+    problem = _folder_problem(path)
+    if problem:
+        raise ValueError(f"{option}: expected a writable folder, received {str(path)!r}: {problem}")
+    return path
+
+
+def check_output_file(option: str, path) -> Path:
+    """Check that the file ``path`` can be written (creating its parent folders): not a folder, no
+    part of its parent a file, not read-only. ValueError naming ``option`` and the path otherwise."""
+    path = Path(path)
+    problem = ("it is a folder" if path.is_dir() else _folder_problem(path.parent)
+               or (f"{str(path)!r} is read-only" if path.exists() and not os.access(path, os.W_OK) else None))
+    if problem:
+        raise ValueError(f"{option}: expected a file in a writable folder, received {str(path)!r}: {problem}")
+    return path

@@ -12,7 +12,7 @@ import argparse
 import logging
 from typing import Sequence
 
-from minitransformer.cli import CLIError, add_dataclass_args
+from minitransformer.cli import POSITIVE_INT, PROBABILITY, TRAIN_TYPES, CLIError, add_dataclass_args, number
 from minitransformer.data import DATA_DIR
 from minitransformer.data.loaders import FORMATS, QUOTINGS
 from minitransformer.trainer import TRAIN_HELP, NonFiniteLossError, TrainConfig
@@ -28,6 +28,10 @@ PRETRAIN_DEFAULTS = dict(out_dir="runs/minibert-pretrain", max_steps=2000, batch
                          warmup_steps=100, weight_decay=0.01, betas=(0.9, 0.999), eval_interval=200, eval_steps=10)
 FINETUNE_DEFAULTS = dict(out_dir="runs/minibert-finetune", max_steps=0, batch_size=32, lr=1e-4, min_lr=0.0,
                          warmup_steps=-1, weight_decay=0.01, betas=(0.9, 0.999), eval_interval=0, eval_steps=0)
+FINETUNE_TYPES = {**TRAIN_TYPES, "max_steps": number(0, integer=True, why="0 = --epochs passes"),
+                  "warmup_steps": number(-1, integer=True, why="-1 = 10% of the steps")}
+MAX_LEN = number(2, integer=True, why="[CLS] and [SEP]")
+FRACTION = number(0.0, 1.0, low_open=True, high_open=True)  # --val-fraction, --mlm-probability: (0, 1)
 FINETUNE_HELP = {**TRAIN_HELP, "max_steps": "optimizer steps; 0 = --epochs passes over the training set",
                  "warmup_steps": "linear warmup steps; -1 = 10%% of the steps",
                  "eval_interval": "evaluate every N steps; 0 = once per epoch",
@@ -36,13 +40,13 @@ FINETUNE_HELP = {**TRAIN_HELP, "max_steps": "optimizer steps; 0 = --epochs passe
 
 def add_model_args(parser: argparse.ArgumentParser, what: str) -> None:
     g = parser.add_argument_group(f"model size (minibert.BertConfig; {what})")
-    g.add_argument("--hidden-size", type=int, default=128, help="H (default: 128; bert-base 768)")
-    g.add_argument("--num-hidden-layers", type=int, default=2, help="encoder layers (default: 2; bert-base 12)")
-    g.add_argument("--num-attention-heads", type=int, default=2, help="heads (default: 2; bert-base 12)")
-    g.add_argument("--intermediate-size", type=int, default=512, help="feed-forward width (default: 512 = 4H)")
-    g.add_argument("--max-position-embeddings", type=int, default=128, help="position table (default: 128)")
-    g.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout (default: 0.1)")
-    g.add_argument("--initializer-range", type=float, default=0.02,
+    g.add_argument("--hidden-size", type=POSITIVE_INT, default=128, help="H (default: 128; bert-base 768)")
+    g.add_argument("--num-hidden-layers", type=POSITIVE_INT, default=2, help="encoder layers (default: 2; bert-base 12)")
+    g.add_argument("--num-attention-heads", type=POSITIVE_INT, default=2, help="heads (default: 2; bert-base 12)")
+    g.add_argument("--intermediate-size", type=POSITIVE_INT, default=512, help="feed-forward width (default: 512 = 4H)")
+    g.add_argument("--max-position-embeddings", type=MAX_LEN, default=128, help="position table (default: 128)")
+    g.add_argument("--dropout", type=PROBABILITY, default=0.1, help="hidden and attention dropout (default: 0.1)")
+    g.add_argument("--initializer-range", type=number(), default=0.02,
                    help="std of the initial weights (default: BERT's 0.02, chosen for H = 768)")
     g.add_argument("--sdpa", action=argparse.BooleanOptionalAction, default=True,
                    help="fused attention kernel (same function as the hand-written one; default: on)")
@@ -52,7 +56,7 @@ def add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", default="sentencepiece", metavar="KIND|DIR",
                         help="'sentencepiece' (BPE, trained on the training text), 'char', or a saved tokenizer "
                              "folder (tokenizer.json, or a BERT vocab.txt) (default: sentencepiece)")
-    parser.add_argument("--vocab-size", type=int, default=2000, help="sentencepiece vocabulary bound (default: 2000)")
+    parser.add_argument("--vocab-size", type=POSITIVE_INT, default=2000, help="sentencepiece vocabulary bound (default: 2000)")
 
 
 def add_file_args(parser: argparse.ArgumentParser) -> None:
@@ -85,11 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="text files of documents (default: the bundled bilingual world, data/world_{en,zh}.txt)")
     add_tokenizer_args(pre)
     pre.add_argument("--init-hf", metavar="DIR", help="continue pretraining a Hugging Face BERT folder (its vocab.txt too)")
-    pre.add_argument("--max-len", type=int, default=64, help="tokens per [CLS] A [SEP] B [SEP] row (default: 64)")
-    pre.add_argument("--val-fraction", type=float, default=0.05, help="documents held out for validation (default: 0.05)")
-    pre.add_argument("--mlm-probability", type=float, default=0.15, help="share of tokens selected for MLM (default: 0.15)")
+    pre.add_argument("--max-len", type=MAX_LEN, default=64, help="tokens per [CLS] A [SEP] B [SEP] row (default: 64)")
+    pre.add_argument("--val-fraction", type=FRACTION, default=0.05, help="documents held out for validation (default: 0.05)")
+    pre.add_argument("--mlm-probability", type=FRACTION, default=0.15, help="share of tokens selected for MLM (default: 0.15)")
     add_model_args(pre, "ignored with --init-hf or --resume")
-    add_dataclass_args(pre, TrainConfig, PRETRAIN_DEFAULTS, PRETRAIN_HELP, "training (minitransformer.trainer.TrainConfig)")
+    add_dataclass_args(pre, TrainConfig, PRETRAIN_DEFAULTS, PRETRAIN_HELP, "training (minitransformer.trainer.TrainConfig)",
+                       types=TRAIN_TYPES)
 
     fin = sub.add_parser("finetune", help="fine-tune for classification or NER (Article §3.2.4)",
                          description="Fine-tune a classification head (TSV/CSV/JSONL with text and label) or an NER head "
@@ -98,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     fin.add_argument("--train", required=True, metavar="FILE", help="training data")
     fin.add_argument("--val", metavar="FILE", help="validation data (default: --val-fraction of --train)")
     fin.add_argument("--test", metavar="FILE", help="test data, scored once at the end")
-    fin.add_argument("--val-fraction", type=float, default=0.1, help="held out of --train without --val (default: 0.1)")
+    fin.add_argument("--val-fraction", type=FRACTION, default=0.1, help="held out of --train without --val (default: 0.1)")
     fin.add_argument("--text-column", default="text", help="classification text column (name or index; default: text)")
     fin.add_argument("--label-column", default="label", help="classification label column (default: label)")
     add_file_args(fin)
@@ -108,10 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--init-hf", metavar="DIR", help="a Hugging Face BERT folder: config.json, weights, vocab.txt")
     add_tokenizer_args(fin)
     fin.add_argument("--freeze-encoder", action="store_true", help="linear probe: train only the classifier")
-    fin.add_argument("--epochs", type=float, default=3.0, help="passes over the training set (default: 3)")
-    fin.add_argument("--max-len", type=int, default=128, help="tokens per example, [CLS] and [SEP] included (default: 128)")
+    fin.add_argument("--epochs", type=number(0.0, low_open=True), default=3.0, help="passes over the training set (default: 3)")
+    fin.add_argument("--max-len", type=MAX_LEN, default=128, help="tokens per example, [CLS] and [SEP] included (default: 128)")
     add_model_args(fin, "--init random only")
-    add_dataclass_args(fin, TrainConfig, FINETUNE_DEFAULTS, FINETUNE_HELP, "training (minitransformer.trainer.TrainConfig)")
+    add_dataclass_args(fin, TrainConfig, FINETUNE_DEFAULTS, FINETUNE_HELP, "training (minitransformer.trainer.TrainConfig)",
+                       types=FINETUNE_TYPES)
 
     ev = sub.add_parser("evaluate", help="score a fine-tuned checkpoint (Article §3.2.5)",
                         description="Predict, write the predictions and print the metrics. Classification: accuracy, "
@@ -121,15 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", required=True, metavar="DIR", help="a fine-tuning run folder or its checkpoint/")
     ev.add_argument("--data", required=True, metavar="FILE", help="labelled data in the training format")
     ev.add_argument("--task", choices=("classify", "ner"), help="default: the task saved in the checkpoint")
-    ev.add_argument("--predictions", metavar="FILE", help="write predictions here (.tsv, or .jsonl)")
+    ev.add_argument("--predictions", metavar="FILE", help="write predictions here (.tsv, .csv or .jsonl)")
     ev.add_argument("--confusion-matrix", metavar="PNG", help="classification: save the confusion matrix here")
     ev.add_argument("--text-column", default="text", help="classification text column (name or index; default: text)")
     ev.add_argument("--label-column", default="label", help="classification label column (default: label)")
     add_file_args(ev)
-    ev.add_argument("--max-len", type=int, default=None,
+    ev.add_argument("--max-len", type=number(integer=True), default=None,
                     help="tokens per example, [CLS] and [SEP] included (default: the max_len the checkpoint was "
                          "fine-tuned with, saved in its config.json; 128 if it has none)")
-    ev.add_argument("--batch-size", type=int, default=64, help="examples per forward pass (default: 64)")
+    ev.add_argument("--batch-size", type=POSITIVE_INT, default=64, help="examples per forward pass (default: 64)")
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     return parser
 

@@ -7,15 +7,16 @@ import math
 from pathlib import Path
 
 from minitransformer.checkpoint import seed_everything
-from minitransformer.cli import dataclass_from_args
+from minitransformer.cli import check_output_file, dataclass_from_args
 from minitransformer.data import (BERT_SPECIALS, CharTokenizer, SentencePieceTokenizer, load_classification, load_conll,
                                   load_documents, load_tokenizer, split_dataset)
 from minitransformer.data.loaders import with_cli_hints
 from minitransformer.distributed import resolve_device
+from minitransformer.runs import check_known_characters, check_run_dir, find_resume_checkpoint
 from minitransformer.trainer import TrainConfig, Trainer
 
 from .config import BertConfig, check_max_len
-from .evaluate import evaluate
+from .evaluate import CONFUSION_SUFFIX, check_not_an_input, evaluate, prediction_format
 from .cli import model_config_from_args
 from .finetune import TASKS, encode_task, finetune, label_vocab, steps_for, task_labels, warn_unk_rate
 from .heads import BertForPreTraining
@@ -75,15 +76,19 @@ def split_documents(docs: list[list[str]], val_fraction: float, seed: int) -> tu
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
+    check_run_dir(args.out_dir, args.resume, args.overwrite)  # a run folder to write, before any work
     docs = load_docs(args.data)
     if not 0.0 < args.val_fraction < 1.0:
         raise ValueError(f"--val-fraction: expected a number in (0, 1), received {args.val_fraction}")
     train_docs, val_docs = split_documents(docs, args.val_fraction, args.seed)
     config = dataclass_from_args(TrainConfig, args)
     seed_everything(config.seed)  # the model's random init must not depend on what ran before in this process
-    ckpt = Path(config.out_dir) / "checkpoint"
-    if config.resume and (ckpt / "config.json").is_file():
+    if config.resume:  # checkpoint/, or the .checkpoint.old a crash mid-swap left
+        ckpt = find_resume_checkpoint(config.out_dir)
         tokenizer, model = load_tokenizer_from(ckpt), BertForPreTraining(read_config_json(ckpt))
+        train_text = "\n".join("\n".join(d) for d in train_docs)
+        check_known_characters(tokenizer, {f"the training documents of {', '.join(map(str, args.data))}": train_text},
+                               f"the tokenizer saved in {ckpt}")
     elif args.init_hf:
         hf_config = check_bert_folder(args.init_hf, "--init-hf")
         tokenizer = check_bert_tokenizer(load_tokenizer_from(args.init_hf))
@@ -170,20 +175,63 @@ def build_model(task: str, args, train_items, labels):
     return cls(model_config_from(args, tokenizer, **extra)), tokenizer
 
 
+def split_sizes(n: int, val_fraction: float) -> tuple[int, int]:
+    """(training, validation) sizes :func:`split_dataset` gives ``n`` distinct examples."""
+    n_train = round((1 - val_fraction) * n)
+    return n_train, n - n_train
+
+
+def min_split_size(val_fraction: float, limit: int = 10**6) -> int:
+    """The fewest distinct examples that leave at least one for training and one for validation."""
+    return next(n for n in range(2, limit) if min(split_sizes(n, val_fraction)) >= 1)
+
+
+def too_small_to_split(path, n: int, val_fraction: float) -> ValueError:
+    """The error for ``n`` distinct examples that leave no training or no validation example."""
+    n_train, n_val = split_sizes(n, val_fraction)
+    return ValueError(
+        f"--train {path}: too small to hold out --val-fraction {val_fraction:g} for validation: {n} distinct "
+        f"example{'s' if n != 1 else ''} would leave {n_train} to train and {n_val} to validate; expected at least "
+        f"{min_split_size(val_fraction)} distinct examples (or another --val-fraction, or --val FILE)")
+
+
+def split_train_val(train: list, path, val_fraction: float, seed: int) -> tuple[list, list]:
+    """Hold ``val_fraction`` of the distinct training examples out for validation. ValueError, saying
+    how many examples are needed, when nothing is left to train on; an empty validation part is
+    returned as is (run_finetune refuses it once the --init folder has been checked)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"--val-fraction: expected a number in (0, 1), received {val_fraction}")
+    train_part, val_part = split_dataset(train, (1 - val_fraction, val_fraction), seed=seed)
+    if not train_part:
+        raise too_small_to_split(path, len(set(train)), val_fraction)
+    return train_part, val_part
+
+
+def check_two_labels(task: str, labels, source: str) -> None:
+    """Fine-tuning needs at least two classes (NER: at least one entity type besides O): with a
+    single one every prediction is right and F1 reads 1.0 whatever the model learned."""
+    if len(labels) < 2:
+        what = "at least two classes" if task == "classify" else "at least one entity tag (B-X / I-X) besides O"
+        raise ValueError(f"{source}: fine-tuning needs {what}, received only {list(labels.labels)}")
+
+
 def run_finetune(args: argparse.Namespace) -> int:
+    check_run_dir(args.out_dir, args.resume, args.overwrite)  # a run folder to write, before any work
     check_max_len(args.max_len, "--max-len")
     cols = (args.text_column, args.label_column, args.quoting, args.format, args.encoding)
     train = load_task_items(args.task, args.train, *cols)
     if args.val:
         val = load_task_items(args.task, args.val, *cols)
     else:
-        if not 0.0 < args.val_fraction < 1.0:
-            raise ValueError(f"--val-fraction: expected a number in (0, 1), received {args.val_fraction}")
-        train, val = split_dataset(train, (1 - args.val_fraction, args.val_fraction), seed=args.seed)
-    labels = label_vocab(args.task, train, f"training set {args.train}")
+        train, val = split_train_val(train, args.train, args.val_fraction, args.seed)
+    source = f"training set {args.train}" if args.val else f"training part of {args.train}"
+    labels = label_vocab(args.task, train, source)
+    check_two_labels(args.task, labels, source)
     labels.check(task_labels(args.task, val), args.val or args.train)
     seed_everything(args.seed)  # fixes the initial weights of the new head (and of the encoder with --init random)
     model, tokenizer = build_model(args.task, args, train, labels)
+    if not val:  # after build_model, so that a bad --init / --init-hf folder is reported first
+        raise too_small_to_split(args.train, len(set(train)), args.val_fraction)
     max_len = min(args.max_len, model.config.max_position_embeddings)
     enc_train = encode_task(args.task, train, tokenizer, labels, max_len)
     enc_val = encode_task(args.task, val, tokenizer, labels, max_len)
@@ -230,9 +278,26 @@ def evaluation_max_len(requested: int | None, config) -> tuple[int, str]:
     return min(value, config.max_position_embeddings), origin
 
 
+def check_evaluate_outputs(args: argparse.Namespace, checkpoint: Path) -> None:
+    """Before any work: --predictions has a supported suffix, --confusion-matrix is a .png, both can
+    be written, and neither is an input (--data, the checkpoint's files) or the other output."""
+    inputs = {"--data": args.data, **{f"--checkpoint's {f.name}": f for f in checkpoint.rglob("*") if f.is_file()}}
+    if args.predictions:
+        prediction_format(args.predictions, "--predictions")
+        check_output_file(args.predictions, "--predictions")
+        check_not_an_input(args.predictions, inputs, "--predictions")
+    if args.confusion_matrix:
+        if Path(args.confusion_matrix).suffix.lower() != CONFUSION_SUFFIX:
+            raise ValueError(f"--confusion-matrix {args.confusion_matrix}: expected a file ending in {CONFUSION_SUFFIX} "
+                             f"(it is written as PNG), received suffix {Path(args.confusion_matrix).suffix or '(none)'!r}")
+        check_output_file(args.confusion_matrix, "--confusion-matrix")
+        check_not_an_input(args.confusion_matrix, {**inputs, "--predictions": args.predictions}, "--confusion-matrix")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     path = checkpoint_dir(args.checkpoint)
     config = check_bert_folder(path, "--checkpoint")
+    check_evaluate_outputs(args, path)
     task = args.task or config.task
     if task not in TASKS:
         raise ValueError(f"{path}: no task in config.json; expected --task classify or --task ner")

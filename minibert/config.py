@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,8 +73,12 @@ class BertConfig:
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"BertConfig.{name}: expected a probability in [0, 1), received {getattr(self, name)}")
-        if not self.initializer_range > 0:
-            raise ValueError(f"BertConfig.initializer_range: expected > 0, received {self.initializer_range}")
+        for name in ("initializer_range", "layer_norm_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"BertConfig.{name}: expected a finite number, received {value!r}")
+            if not value > 0:
+                raise ValueError(f"BertConfig.{name}: expected > 0, received {value}")
         if not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"BertConfig.pad_token_id: expected an id in [0, {self.vocab_size}), received {self.pad_token_id}")
         if self.id2label is not None:

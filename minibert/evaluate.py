@@ -14,12 +14,16 @@ span (start and end word) match; overall (micro) and per entity type.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from minitransformer.cli import output_errors
 from minitransformer.data import LabelVocab
 from minitransformer.metrics import (Report, accuracy, confusion_matrix, entity_prf, format_report, plot_confusion_matrix,
                                      precision_recall_f1)
@@ -79,16 +83,60 @@ def format_ner(report: Report) -> str:
             f"{format_report(report)}{F1_NOTE}")
 
 
+# the predictions file's format, from its suffix (the loaders read the same suffixes back)
+PREDICTION_FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+CONFUSION_SUFFIX = ".png"  # plot_confusion_matrix always writes PNG
+
+
+def prediction_format(path, name: str = "predictions") -> str:
+    """'tsv', 'csv' or 'jsonl' from the suffix of ``path``; ValueError naming the supported ones."""
+    fmt = PREDICTION_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{name} {path}: expected a file ending in {', '.join(PREDICTION_FORMATS)}, "
+                         f"received suffix {Path(path).suffix or '(none)'!r}")
+    return fmt
+
+
+def same_file(a, b) -> bool:
+    """Whether the paths ``a`` and ``b`` name the same file (symbolic links and ``..`` resolved)."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_not_an_input(path, inputs: dict, name: str) -> None:
+    """Refuse to write ``path`` (option ``name``) over one of the ``inputs`` ({option: path}):
+    ValueError naming both, so ``--predictions X.tsv`` never replaces the labelled ``--data X.tsv``."""
+    for other, source in inputs.items():
+        if source is not None and same_file(path, source):
+            raise ValueError(f"{name} {path}: expected a new file, received the path of {other} {source}; "
+                             f"writing there would overwrite it")
+
+
+def _delimited(rows: Sequence[dict], delimiter: str) -> str:
+    """Rows as TSV (tabs and newlines in values become spaces) or CSV (quoted where needed), with a header."""
+    cols = list(rows[0]) if rows else []
+    if delimiter == ",":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(cols)
+        writer.writerows([[r[c] for c in cols] for r in rows])
+        return out.getvalue()
+    clean = lambda v: str(v).replace("\t", " ").replace("\n", " ")  # noqa: E731
+    return "\t".join(cols) + "\n" + "".join("\t".join(clean(r[c]) for c in cols) + "\n" for r in rows)
+
+
 def write_predictions(path, rows: Sequence[dict]) -> Path:
-    """Rows of dicts as JSONL (``.jsonl``/``.json``) or TSV with a header (anything else)."""
+    """Rows of dicts as TSV (``.tsv``) or CSV (``.csv``) with a header, or JSONL (``.jsonl``/``.json``).
+    Any other suffix is a ValueError naming the supported ones (nothing is written)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix in (".jsonl", ".json"):
+    fmt = prediction_format(path)
+    if fmt == "jsonl":
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     else:
-        cols = list(rows[0]) if rows else []
-        clean = lambda v: str(v).replace("\t", " ").replace("\n", " ")  # noqa: E731
-        text = "\t".join(cols) + "\n" + "".join("\t".join(clean(r[c]) for c in cols) + "\n" for r in rows)
+        text = _delimited(rows, "," if fmt == "csv" else "\t")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -110,6 +158,9 @@ def evaluate(model, tokenizer, task: str, items: Sequence, max_len: int, source=
     check_task(task)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, received {batch_size!r}")
+    if predictions:
+        prediction_format(predictions)
+        check_not_an_input(predictions, {"source": source if Path(str(source)).is_file() else None}, "predictions")
     id2label = model.config.id2label
     if not id2label:
         raise ValueError("model: expected a fine-tuned checkpoint with id2label in its config.json")
@@ -124,8 +175,9 @@ def evaluate(model, tokenizer, task: str, items: Sequence, max_len: int, source=
         scores = classification_scores(gold, guess, labels)
         rows = [{"text": ex.text, "gold": g, "pred": p} for ex, g, p in zip(items, gold, guess)]
         if confusion_png:
-            plot_confusion_matrix(scores["confusion"], labels, confusion_png,
-                                  title=f"{Path(str(source)).name or source}: confusion matrix")
+            with output_errors(confusion_png, "confusion matrix"):
+                plot_confusion_matrix(scores["confusion"], labels, confusion_png,
+                                      title=f"{Path(str(source)).name or source}: confusion matrix")
         result = {"task": task, "accuracy": scores["accuracy"], "report": scores["report"],
                   "confusion": scores["confusion"], "text": format_classification(scores)}
     else:
@@ -136,7 +188,8 @@ def evaluate(model, tokenizer, task: str, items: Sequence, max_len: int, source=
         result = {"task": task, "report": report, "text": format_ner(report)}
     result["unk_rate"] = rate
     if predictions:
-        write_predictions(predictions, rows)
+        with output_errors(predictions, "predictions"):
+            write_predictions(predictions, rows)
     return result
 
 

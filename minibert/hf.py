@@ -19,7 +19,6 @@ Only ``torch.load(weights_only=True)`` ever reads a ``.bin``: a pickle that carr
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
@@ -95,12 +94,23 @@ MINIBERT_KEYS = ("max_len",)
 BERT_FOLDER = "a BERT checkpoint folder (config.json with model_type 'bert', model.safetensors or pytorch_model.bin, vocab.txt)"
 
 
+# the fields that fix the weights' shapes: a saved config.json must give them all (bert-base's
+# defaults filled in for a missing one would only show up later as every weight mismatching)
+SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "max_position_embeddings", "type_vocab_size")
+
+
 def config_from_dict(d: dict, source="config.json") -> BertConfig:
     """BertConfig from a config.json dict; ValueError naming ``source`` (the file) when it is not a
-    BERT config, e.g. ``model_type: 'gpt2'``. :data:`MINIBERT_KEYS` go to ``extra`` silently."""
+    BERT config, e.g. ``model_type: 'gpt2'``, or lacks one of :data:`SHAPE_FIELDS`.
+    :data:`MINIBERT_KEYS` go to ``extra`` silently."""
     model_type = d.get("model_type", "bert")
     if model_type != "bert":
         raise ValueError(f"{source}: model_type is {model_type!r}, not 'bert'; expected {BERT_FOLDER}")
+    missing = [name for name in SHAPE_FIELDS if name not in d]
+    if missing:
+        raise ValueError(f"{source}: expected the fields {list(SHAPE_FIELDS)} (they fix the weights' shapes), "
+                         f"missing {missing}")
     kept = {k: d[k] for k in MINIBERT_KEYS if k in d}
     try:
         config = BertConfig.from_dict({k: v for k, v in d.items() if k not in kept})
@@ -177,7 +187,11 @@ def check_vocab_size(path: Path, config: BertConfig, vocab_file: str = "vocab.tx
     """Refuse a vocab.txt whose number of tokens differs from the embedding table's rows."""
     vocab = path / vocab_file
     if vocab.is_file():
-        n = sum(1 for _ in vocab.open(encoding="utf-8"))
+        try:
+            n = sum(1 for _ in vocab.open(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{vocab}: expected a vocab.txt (one token per line) in UTF-8, received bytes that are "
+                             f"not UTF-8 text (byte {e.start}: {e.reason})") from None
         if n != config.vocab_size:
             raise ValueError(
                 f"{vocab}: the vocabulary has {n} tokens but the checkpoint's embeddings have vocab_size="
@@ -239,7 +253,8 @@ def load_tokenizer_from(path):
     if (path / "vocab.txt").is_file():
         lower = True
         if (path / "tokenizer_config.json").is_file():
-            lower = bool(json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")).get("do_lower_case", True))
+            settings = read_json_object(path / "tokenizer_config.json", f"{path}: no tokenizer_config.json")
+            lower = bool(settings.get("do_lower_case", True))
         return WordPieceTokenizer.from_file(path / "vocab.txt", do_lower_case=lower)
     raise ValueError(f"{path}: no vocab.txt (Hugging Face) nor tokenizer/ folder (minibert) in the folder; expected the "
                      f"tokenizer saved with the checkpoint")

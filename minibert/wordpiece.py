@@ -20,6 +20,7 @@ Special tokens written verbatim in the text ("[MASK]") are kept whole and never 
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -115,6 +116,39 @@ def wordpiece(word: str, vocab: dict[str, int], unk: str = "[UNK]", max_chars: i
     return pieces
 
 
+def check_vocab_list(vocab) -> None:
+    """ValueError unless ``vocab`` is a list (or tuple) of str tokens; a path or a str gets a
+    message pointing to :meth:`WordPieceTokenizer.from_file`, which reads a vocab.txt."""
+    if isinstance(vocab, (str, bytes, os.PathLike)):
+        raise ValueError(f"vocab: expected a list of tokens, received the {type(vocab).__name__} {str(vocab)!r}; "
+                         f"to read a vocab.txt (one token per line) use WordPieceTokenizer.from_file(path)")
+    if not isinstance(vocab, (list, tuple)):
+        raise ValueError(f"vocab: expected a list of tokens, received {type(vocab).__name__}")
+    bad = [t for t in vocab if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"vocab: expected str tokens, received {bad[:3]!r}")
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path``; ValueError naming the file when it is not UTF-8 text (a binary file)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: expected {what} in UTF-8, received bytes that are not UTF-8 text "
+                         f"(byte {e.start}: {e.reason})") from None
+
+
+def read_settings(path: Path) -> dict:
+    """tokenizer.json as a dict; ValueError naming the file when it is not a UTF-8 JSON object."""
+    try:
+        d = json.loads(read_text_file(path, "JSON written by tokenizer.save(dir)"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: expected JSON written by tokenizer.save(dir), could not parse it ({e})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a JSON object, received {type(d).__name__}")
+    return d
+
+
 class WordPieceTokenizer(Tokenizer):
     """BERT's tokenizer from a ``vocab.txt`` (one token per line, id = line number), with the
     project's tokenizer interface (``minitransformer.data.tokenizers.Tokenizer``): ``encode(text)``
@@ -126,6 +160,8 @@ class WordPieceTokenizer(Tokenizer):
 
     def __init__(self, vocab: list[str], do_lower_case: bool = True, strip_accents: bool | None = None,
                  max_input_chars_per_word: int = 100):
+        check_vocab_list(vocab)
+        vocab = list(vocab)
         if len(set(vocab)) != len(vocab):
             seen, dup = set(), []
             for t in vocab:
@@ -149,7 +185,7 @@ class WordPieceTokenizer(Tokenizer):
             path = path / VOCAB_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no vocab.txt")
-        lines = path.read_text(encoding="utf-8").split("\n")
+        lines = read_text_file(path, "a vocab.txt (one token per line)").split("\n")
         if lines and lines[-1] == "":
             lines.pop()
         return cls([line.rstrip("\r") for line in lines], do_lower_case=do_lower_case, **kw)
@@ -160,7 +196,7 @@ class WordPieceTokenizer(Tokenizer):
         directory = Path(directory)
         options = {}
         if (directory / TOKENIZER_FILE).is_file():
-            d = json.loads((directory / TOKENIZER_FILE).read_text(encoding="utf-8"))
+            d = read_settings(directory / TOKENIZER_FILE)
             options = {k: d[k] for k in ("do_lower_case", "strip_accents", "max_input_chars_per_word") if k in d}
         return cls.from_file(directory / VOCAB_FILE, **options)
 

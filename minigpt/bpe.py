@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -72,10 +73,19 @@ def bpe_merge(symbols: tuple[str, ...], ranks: dict[tuple[str, str], int]) -> tu
     return word
 
 
+def read_text_file(path: str | os.PathLike, what: str) -> str:
+    """The UTF-8 text of ``path``; ValueError naming the file when it is not UTF-8 text (a binary file)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: expected {what} in UTF-8, received bytes that are not UTF-8 text "
+                         f"(byte {e.start}: {e.reason})") from None
+
+
 def read_merges(path: str | os.PathLike) -> list[tuple[str, str]]:
     """merges.txt: one 'a b' pair per line in rank order, after an optional '#version' header."""
     merges = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(read_text_file(path, "GPT-2 merges, one 'left right' pair per line").splitlines(), start=1):
         if not line or (n == 1 and line.startswith("#version")):
             continue
         parts = line.split(" ")
@@ -83,6 +93,36 @@ def read_merges(path: str | os.PathLike) -> list[tuple[str, str]]:
             raise ValueError(f"{path}:{n}: expected a merge 'left right', received {line!r}")
         merges.append((parts[0], parts[1]))
     return merges
+
+
+def check_encoder(encoder) -> None:
+    """ValueError unless ``encoder`` is a non-empty dict str token -> int id; a path (a str) gets a
+    message pointing to :meth:`GPT2Tokenizer.from_dir`, which reads vocab.json and merges.txt."""
+    if isinstance(encoder, (str, bytes, os.PathLike)):
+        raise ValueError(f"encoder: expected a dict token -> id, received the {type(encoder).__name__} {str(encoder)!r}; "
+                         f"to read a folder's vocab.json and merges.txt use GPT2Tokenizer.from_dir(path)")
+    if not isinstance(encoder, Mapping):
+        raise ValueError(f"encoder: expected a dict token -> id, received {type(encoder).__name__}")
+    if not encoder:
+        raise ValueError("vocab: expected a non-empty token -> id mapping, received an empty one")
+    bad = [(t, i) for t, i in encoder.items() if not isinstance(t, str) or isinstance(i, bool) or not isinstance(i, int)]
+    if bad:
+        raise ValueError(f"encoder: expected str tokens mapped to int ids, received {bad[:3]!r}")
+
+
+def check_merges(merges) -> list[tuple[str, str]]:
+    """``merges`` as a list of (left, right) str pairs; ValueError naming the first bad entry."""
+    if isinstance(merges, (str, bytes, os.PathLike)):
+        raise ValueError(f"merges: expected a list of (left, right) pairs, received the {type(merges).__name__} "
+                         f"{str(merges)!r}; to read merges.txt use GPT2Tokenizer.from_dir(path) or read_merges(path)")
+    try:
+        pairs = [tuple(m) for m in merges]
+    except TypeError:
+        raise ValueError(f"merges: expected a list of (left, right) pairs, received {type(merges).__name__}") from None
+    bad = [m for m in pairs if len(m) != 2 or not all(isinstance(x, str) for x in m)]
+    if bad:
+        raise ValueError(f"merges: expected (left, right) pairs of str, received {bad[0]!r}")
+    return pairs
 
 
 class GPT2Tokenizer:
@@ -94,8 +134,8 @@ class GPT2Tokenizer:
     """
 
     def __init__(self, encoder: dict[str, int], merges: list[tuple[str, str]]):
-        if not encoder:
-            raise ValueError("vocab: expected a non-empty token -> id mapping, received an empty one")
+        check_encoder(encoder)
+        merges = check_merges(merges)
         self.encoder = dict(encoder)
         self.decoder = {i: s for s, i in self.encoder.items()}
         self.merges = list(merges)
@@ -114,7 +154,7 @@ class GPT2Tokenizer:
             if not (path / name).is_file():
                 raise FileNotFoundError(f"{path}: no {name} -- expected a GPT-2 tokenizer folder (vocab.json + merges.txt)")
         try:
-            encoder = json.loads((path / VOCAB_FILE).read_text(encoding="utf-8"))
+            encoder = json.loads(read_text_file(path / VOCAB_FILE, "a JSON object token -> id"))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path / VOCAB_FILE}: expected a JSON object token -> id ({e})") from e
         if not isinstance(encoder, dict) or not all(isinstance(v, int) for v in encoder.values()):

@@ -12,7 +12,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from minitransformer.cli import CLIError, add_dataclass_args, dataclass_from_args
+from minitransformer.cli import (NON_NEGATIVE_INT, POSITIVE_INT, PROBABILITY, SEED, TRAIN_TYPES, CLIError,
+                                 add_dataclass_args, dataclass_from_args, number)
 from minitransformer.trainer import TRAIN_HELP, NonFiniteLossError, TrainConfig
 
 from .config import GPTConfig, width_scaled_init_std
@@ -34,24 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="UTF-8 text files (default: the bundled bilingual corpus data/world_en.txt data/world_zh.txt)")
     tr.add_argument("--tokenizer", choices=TOKENIZER_KINDS, default="char",
                     help="char: one id per character; bpe / unigram: sentencepiece, learned on the training part (default: char)")
-    tr.add_argument("--vocab-size", type=int, default=2000, help="upper bound for bpe / unigram (default: 2000)")
+    tr.add_argument("--vocab-size", type=POSITIVE_INT, default=2000, help="upper bound for bpe / unigram (default: 2000)")
     tr.add_argument("--init-from", metavar="HF_DIR", help="start from a Hugging Face GPT-2 folder (weights and its BPE tokenizer)")
     model = tr.add_argument_group("model (minigpt.GPTConfig; taken from the checkpoint with --resume; with "
                                   "--init-from only --block-size (crops the positions), --dropout, --sdpa, --fused apply)")
-    model.add_argument("--n-layer", type=int, default=4, help="decoder blocks (default: 4)")
-    model.add_argument("--n-head", type=int, default=4, help="attention heads (default: 4)")
-    model.add_argument("--n-embd", type=int, default=128, help="model width (default: 128)")
-    model.add_argument("--block-size", type=int, default=64, help="context length in tokens (default: 64)")
-    model.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default: 0.0)")
+    model.add_argument("--n-layer", type=POSITIVE_INT, default=4, help="decoder blocks (default: 4)")
+    model.add_argument("--n-head", type=POSITIVE_INT, default=4, help="attention heads (default: 4)")
+    model.add_argument("--n-embd", type=POSITIVE_INT, default=128, help="model width (default: 128)")
+    model.add_argument("--block-size", type=POSITIVE_INT, default=64, help="context length in tokens (default: 64)")
+    model.add_argument("--dropout", type=PROBABILITY, default=0.0, help="dropout probability (default: 0.0)")
     model.add_argument("--bias", action=argparse.BooleanOptionalAction, default=True, help="biases in Linear and LayerNorm")
-    model.add_argument("--init-std", type=float, default=None,
+    model.add_argument("--init-std", type=number(), default=None,
                        help="std of the initial weights (default: GPT-2's 0.02 carried to this width, 0.02*sqrt(768/n_embd); "
                             "0.049 at 128)")
     model.add_argument("--sdpa", action=argparse.BooleanOptionalAction, default=True,
                        help="attention through F.scaled_dot_product_attention (--no-sdpa: the explicit formula)")
     model.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
                        help="LayerNorm and GELU through PyTorch's kernels (--no-fused: the explicit formulas)")
-    add_dataclass_args(tr, TrainConfig, TRAIN_DEFAULTS, TRAIN_HELP, "training (minitransformer.trainer.TrainConfig)")
+    add_dataclass_args(tr, TrainConfig, TRAIN_DEFAULTS, TRAIN_HELP, "training (minitransformer.trainer.TrainConfig)",
+                       types=TRAIN_TYPES)
 
     sa = sub.add_parser("sample", help="complete a prompt with a trained GPT",
                         description="Complete a prompt. Stops after --max-new-tokens, at <|endoftext|> or at --stop. "
@@ -60,15 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a training out_dir, its checkpoint/ folder, or a Hugging Face GPT-2 folder")
     sa.add_argument("--prompt", default="", help="text to continue; \\n and \\t mean newline and tab "
                                                  "(default: start from <|endoftext|>)")
-    sa.add_argument("--max-new-tokens", type=int, default=200, help="default: 200")
-    sa.add_argument("--temperature", type=float, default=1.0, help="> 0; below 1 sharper, above 1 flatter (default: 1.0)")
-    sa.add_argument("--top-k", type=int, default=None, help="sample among the K most likely tokens")
-    sa.add_argument("--top-p", type=float, default=None, help="nucleus: the smallest set with probability >= P")
+    sa.add_argument("--max-new-tokens", type=NON_NEGATIVE_INT, default=200, help="default: 200")
+    sa.add_argument("--temperature", type=number(), default=1.0, help="> 0; below 1 sharper, above 1 flatter (default: 1.0)")
+    sa.add_argument("--top-k", type=number(integer=True), default=None, help="sample among the K most likely tokens")
+    sa.add_argument("--top-p", type=number(), default=None, help="nucleus: the smallest set with probability >= P")
     sa.add_argument("--greedy", action="store_true", help="always take the most likely token (no sampling)")
     sa.add_argument("--stop", default=None, metavar="TEXT", help="stop where TEXT first appears (not printed); "
                                                                  "\\n and \\t mean newline and tab")
-    sa.add_argument("--seed", type=int, default=1337, help="sampling seed (default: 1337)")
-    sa.add_argument("--num-samples", type=int, default=1, help="completions to print, seeds SEED, SEED+1, ... (default: 1)")
+    sa.add_argument("--seed", type=SEED, default=1337, help="sampling seed (default: 1337)")
+    sa.add_argument("--num-samples", type=POSITIVE_INT, default=1, help="completions to print, seeds SEED, SEED+1, ... (default: 1)")
     sa.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="default: cpu")
     sa.add_argument("--no-cache", dest="use_cache", action="store_false", help="recompute the prefix every step (slow)")
     return parser

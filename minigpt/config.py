@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 
+# the fields that fix the shapes of the weights: a config.json without one of them cannot describe
+# the checkpoint beside it (GPT-2 small's defaults would fill it in, and every weight would mismatch)
+SHAPE_FIELDS = ("block_size", "vocab_size", "n_layer", "n_head", "n_embd")
+
+
 @dataclass
 class GPTConfig:
     """Hyper-parameters of :class:`minigpt.GPT` (nanoGPT names; Hugging Face's in brackets).
@@ -41,14 +46,17 @@ class GPTConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout: expected a probability in [0, 1), received {self.dropout}")
-        if not self.init_std > 0:
-            raise ValueError(f"GPTConfig.init_std: expected > 0, received {self.init_std}")
-        if not self.layer_norm_epsilon > 0:
-            raise ValueError(f"GPTConfig.layer_norm_epsilon: expected > 0, received {self.layer_norm_epsilon}")
+        for name in ("init_std", "layer_norm_epsilon"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"GPTConfig.{name}: expected a finite number, received {value!r}")
+            if not value > 0:
+                raise ValueError(f"GPTConfig.{name}: expected > 0, received {value}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "GPTConfig":
-        """Build from a ``config.json`` dict; ValueError naming unknown fields (another model's config)."""
+        """Build from a ``config.json`` dict; ValueError naming unknown fields (another model's config)
+        or missing :data:`SHAPE_FIELDS` (no default is guessed for the size of a saved model)."""
         if not isinstance(d, Mapping):
             raise ValueError(f"GPT config: expected a JSON object, received {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -58,6 +66,10 @@ class GPTConfig:
                 f"GPT config: expected only the fields {sorted(names)}, received unknown fields {unknown} "
                 "(is this a checkpoint of another model? a Hugging Face GPT-2 folder loads with GPT.from_pretrained)"
             )
+        missing = [name for name in SHAPE_FIELDS if name not in d]
+        if missing:
+            raise ValueError(f"GPT config: expected the fields {list(SHAPE_FIELDS)} (they fix the weights' shapes), "
+                             f"missing {missing}")
         return cls(**dict(d))
 
     def to_dict(self) -> dict[str, Any]:

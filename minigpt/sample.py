@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from minitransformer.checkpoint import resolve_checkpoint_dir
+from minitransformer.checkpoint import read_json_object, resolve_checkpoint_dir
 
 from .bpe import load_any_tokenizer
+from .config import GPTConfig
 from .generate import crop_prompt, stream_tokens
 from .model import GPT
 
@@ -25,15 +26,23 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"{path}: expected a checkpoint folder with config.json (or a training out_dir holding checkpoint/)")
 
 
+def check_config(config: dict, file: Path) -> GPTConfig:
+    """The GPTConfig of a ``python -m minigpt train`` config.json; ValueError naming the file and the
+    missing or wrong field (before any weight is read)."""
+    try:
+        return GPTConfig.from_dict(config)
+    except ValueError as e:
+        raise ValueError(f"{file}: {e}") from None
+
+
 def load_model_and_tokenizer(path: str | os.PathLike) -> tuple[GPT, object]:
     """A checkpoint of ``python -m minigpt train`` (weights + config + tokenizer/) or a Hugging Face
     GPT-2 folder (config.json with model_type gpt2, weights, vocab.json + merges.txt)."""
-    import json
-
     ck = find_checkpoint(path)
-    config = json.loads((ck / "config.json").read_text(encoding="utf-8"))
-    if isinstance(config, dict) and ("model_type" in config or "n_positions" in config):
+    config = read_json_object(ck / "config.json", f"{ck}: no config.json")  # ValueError naming the file if not JSON
+    if "model_type" in config or "n_positions" in config:
         return GPT.from_pretrained(ck), load_any_tokenizer(ck)
+    check_config(config, ck / "config.json")
     model = GPT.from_checkpoint(ck)
     tokenizer_dir = ck / "tokenizer"
     if not tokenizer_dir.is_dir():

@@ -22,6 +22,7 @@ from minitransformer.batches import by_split, random_window_batches
 from minitransformer.checkpoint import load_trainer_state, read_config, seed_everything
 from minitransformer.data import GPT_SPECIALS, CharTokenizer, SentencePieceTokenizer, check_min_length, load_text
 from minitransformer.data.world_files import DATA_DIR
+from minitransformer.runs import check_known_characters, check_run_dir, find_resume_checkpoint
 from minitransformer.trainer import TrainConfig, Trainer
 
 from .config import GPTConfig
@@ -74,15 +75,19 @@ class Corpus:
 
 
 def load_corpus(paths: Sequence[str | os.PathLike], block_size: int, tokenizer=None, kind: str = "char",
-                vocab_size: int = 2000, val_fraction: float = 0.1) -> Corpus:
+                vocab_size: int = 2000, val_fraction: float = 0.1, known_by: str | None = None) -> Corpus:
     """Read UTF-8 text files, split each (train | val), learn a tokenizer on the training parts
-    unless one is given, and encode. ValueError when a split is shorter than block_size + 1 tokens."""
+    unless one is given, and encode. ValueError when a split is shorter than block_size + 1 tokens.
+    ``known_by`` (a resumed run: where the given tokenizer comes from): ValueError when the training
+    parts hold characters that tokenizer does not know (see :func:`minitransformer.runs.check_known_characters`)."""
     if not paths:
         raise ValueError("data: expected at least one text file, received none")
     texts = {Path(p): load_text(p) for p in paths}
     parts = {p: split_text(t, val_fraction) for p, t in texts.items()}
     if tokenizer is None:
         tokenizer = make_tokenizer(kind, [tr for tr, _ in parts.values()], vocab_size)
+    elif known_by is not None:
+        check_known_characters(tokenizer, {f"{p} (training part)": tr for p, (tr, _) in parts.items()}, known_by)
     for path, (tr, va) in parts.items():  # every file must give windows on both sides
         check_min_length(len(tokenizer.encode(tr)), block_size, f"{path} (first {1 - val_fraction:.0%}, training part)")
         check_min_length(len(tokenizer.encode(va)), block_size, f"{path} (last {val_fraction:.0%}, validation part)")
@@ -110,12 +115,11 @@ def causal_lm_loss(model, batch) -> tuple[torch.Tensor, dict[str, float]]:
 
 
 def resume_state(out_dir: str | os.PathLike) -> tuple[GPTConfig, object, int]:
-    """Model config, tokenizer and data seed of the checkpoint in ``out_dir/checkpoint``: a resumed
-    run must rebuild the same model and draw the same stream of batches."""
-    ck = Path(out_dir) / "checkpoint"
-    state = load_trainer_state(ck) if (ck / "config.json").is_file() else None
-    if state is None:
-        raise ValueError(f"resume: expected a checkpoint with trainer state in {ck}, found none (train without --resume first)")
+    """Model config, tokenizer and data seed of the checkpoint in ``out_dir/checkpoint`` (or the
+    ``.checkpoint.old`` a crash mid-swap left; :func:`minitransformer.runs.find_resume_checkpoint`):
+    a resumed run must rebuild the same model and draw the same stream of batches."""
+    ck = find_resume_checkpoint(out_dir)
+    state = load_trainer_state(ck)
     return GPTConfig.from_dict(read_config(ck)), load_any_tokenizer(ck / "tokenizer"), int(state["train_config"]["seed"])
 
 
@@ -132,10 +136,12 @@ def pretrain(model_config: GPTConfig | None, train_config: TrainConfig, paths: S
     - ``train_config.resume``: config, tokenizer and seed from the checkpoint; weights, optimizer
       and RNG states are restored by the Trainer.
     """
+    check_run_dir(train_config.out_dir, train_config.resume, train_config.overwrite)  # before any work
+    known_by = None
     if train_config.resume:
         model_config, tokenizer, seed = resume_state(train_config.out_dir)
         train_config = dataclasses.replace(train_config, seed=seed)  # the data stream continues
-        init_from = None
+        init_from, known_by = None, f"the tokenizer saved in {find_resume_checkpoint(train_config.out_dir)}"
     seed_everything(train_config.seed)  # fixes the initial weights
     if init_from is not None:
         from .bpe import GPT2Tokenizer
@@ -150,7 +156,7 @@ def pretrain(model_config: GPTConfig | None, train_config: TrainConfig, paths: S
         corpus = load_corpus(paths, block, tokenizer)
     else:
         block = model_config.block_size
-        corpus = load_corpus(paths, block, tokenizer, kind, vocab_size)
+        corpus = load_corpus(paths, block, tokenizer, kind, vocab_size, known_by=known_by)
         model = GPT(dataclasses.replace(model_config, vocab_size=corpus.tokenizer.vocab_size))
     get_batch = lm_batches(corpus, block, train_config.batch_size, train_config.seed)
     trainer = Trainer(model, train_config, get_batch, loss_fn=causal_lm_loss, model_config=model.config.to_dict(),

@@ -115,6 +115,24 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> to
     return weights.masked_fill(dead, 0.0)
 
 
+def check_qkv_dtypes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    """Raise ValueError unless q, k and v are tensors of one floating dtype (attention multiplies
+    them together and takes a softmax; torch would fail deep inside with integer or mixed inputs)."""
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"{name}: expected a torch.Tensor, received {type(x).__name__}")
+    dtypes = (q.dtype, k.dtype, v.dtype)
+    if not all(x.is_floating_point() for x in (q, k, v)) or len(set(dtypes)) != 1:
+        raise ValueError(f"q, k, v: expected tensors of one floating dtype, received {', '.join(map(str, dtypes))}")
+
+
+def check_dropout_p(dropout_p) -> float:
+    """``dropout_p`` as a float when it is a probability in [0, 1); ValueError otherwise (NaN included)."""
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p: expected a probability in [0, 1), received {dropout_p!r}")
+    return float(dropout_p)
+
+
 def scaled_dot_product_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -138,6 +156,8 @@ def scaled_dot_product_attention(
     check_rank(q, (3, 4), "q")
     check_rank(k, q.dim(), "k")
     check_rank(v, q.dim(), "v")
+    check_qkv_dtypes(q, k, v)
+    dropout_p = check_dropout_p(dropout_p)
     if q.size(-1) != k.size(-1):
         raise ValueError(f"q and k: expected the same last dimension d_k, received {q.size(-1)} and {k.size(-1)}")
     if k.size(-2) != v.size(-2):
@@ -161,6 +181,8 @@ def sdpa_fast(q, k, v, attn_mask=None, is_causal=False, dropout_p=0.0, training=
     are merged into one (the kernel refuses both at once), and a KV-cache query block (T_q < T_k)
     needs the bottom-right causal mask, while the kernel's ``is_causal`` aligns top-left.
     """
+    check_qkv_dtypes(q, k, v)
+    dropout_p = check_dropout_p(dropout_p)
     t_q, t_k = q.size(-2), k.size(-2)
     if attn_mask is not None:
         check_attn_mask(attn_mask, (*q.shape[:-2], t_q, t_k))

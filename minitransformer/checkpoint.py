@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_save
 from torch import nn
 
 MODEL_FILE = "model.safetensors"
@@ -134,7 +134,28 @@ def save_state_dict_safetensors(state_dict: dict[str, torch.Tensor], path: str |
             continue
         seen[ident] = name
         tensors[name] = t.detach().to("cpu", copy=True).contiguous()
-    save_file(tensors, str(path), metadata={"format": "pt", "tied": json.dumps(tied)})
+    write_safetensors(tensors, path, {"format": "pt", "tied": json.dumps(tied, sort_keys=True)})
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """The safetensors encoding of ``tensors``, byte for byte the same for the same tensors: the
+    library writes its metadata in a random order (a Rust HashMap), so the header is re-written
+    here with the metadata sorted. Layout: 8-byte little-endian header length, the JSON header
+    (padded with spaces to a multiple of 8), the tensor bytes; data offsets are relative to the
+    tensor bytes, so re-writing the header moves nothing."""
+    blob = safetensors_save(tensors, metadata=metadata)
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + blob[8 + n:]
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> None:
+    """Write :func:`safetensors_bytes` to ``path``."""
+    Path(path).write_bytes(safetensors_bytes(tensors, metadata))
 
 
 def load_state_dict_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -359,7 +380,7 @@ def save_checkpoint(
         if trainer_state is not None:
             tensors: dict[str, torch.Tensor] = {}
             state_json = flatten_state(trainer_state, tensors)
-            save_file(tensors, str(tmp / STATE_TENSORS), metadata={"format": "pt"})
+            write_safetensors(tensors, tmp / STATE_TENSORS, {"format": "pt"})
             (tmp / STATE_JSON).write_text(json.dumps(state_json, indent=1) + "\n", encoding="utf-8")
     return Path(path)
 

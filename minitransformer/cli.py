@@ -1,11 +1,16 @@
 """Run a command-line entry point so that bad input ends with one line and a non-zero exit,
-never a traceback."""
+never a traceback; check numeric options when they are parsed (:func:`number`) and output
+paths before any work is done (:func:`check_output_file`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import math
+import os
 import sys
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 
 class CLIError(Exception):
@@ -15,12 +20,14 @@ class CLIError(Exception):
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None, prog: str = "") -> int:
     """Call ``main(argv)``; turn user-facing errors into ``error: ...`` on stderr and exit code 2.
 
-    ValueError, FileNotFoundError, IsADirectoryError, UnicodeDecodeError and CLIError are the
-    errors bad input produces; anything else is a bug and keeps its traceback.
+    ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+    PermissionError, UnicodeDecodeError and CLIError are the errors bad input (or a path that cannot
+    be written) produces; anything else is a bug and keeps its traceback.
     """
     try:
         return int(main(argv) or 0)
-    except (CLIError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError) as e:
+    except (CLIError, ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+            PermissionError, UnicodeDecodeError) as e:
         name = prog or "error"
         print(f"{name}: error: {e}", file=sys.stderr)
         return 2
@@ -29,11 +36,148 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
         return 130
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls, defaults: dict | None = None, help: dict | None = None, title: str | None = None) -> None:
+# ----------------------------------------------------------------------------- numeric options
+
+SEED_MAX = 2**63 - 1  # torch.manual_seed's largest signed seed
+# AdamW's first step moves by lr / (1 - beta1) (float32): 1e38 overflows it ("value cannot be
+# converted to type float"); 1e30 still runs, and the run stops at the first non-finite loss.
+MAX_LR = 1e30
+
+
+def _bound(x) -> str:
+    """A bound as it reads in a message: 2**63 - 1 rather than 9223372036854775807."""
+    if isinstance(x, int) and x > 2**20 and (x + 1) & x == 0:
+        return f"2**{(x + 1).bit_length() - 1} - 1"
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def describe_range(low=None, high=None, integer: bool = False, low_open: bool = False, high_open: bool = False) -> str:
+    """What :func:`number` accepts, in words: 'a positive integer', 'a finite number in (0, 1)'..."""
+    if integer and high is None and not low_open and low in (0, 1):
+        return "a positive integer" if low == 1 else "a non-negative integer"
+    kind = "an integer" if integer else "a finite number"
+    if low is not None and high is not None:
+        return f"{kind} in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{kind} {'>' if low_open else '>='} {_bound(low)}"
+    if high is not None:
+        return f"{kind} {'<' if high_open else '<='} {_bound(high)}"
+    return kind
+
+
+def number(low=None, high=None, *, integer: bool = False, low_open: bool = False, high_open: bool = False,
+           why: str = "") -> Callable[[str], int | float]:
+    """An argparse ``type=``: the option's text as an int (``integer``) or a finite float within
+    [low, high] (``low_open`` / ``high_open`` exclude the bound; None = unbounded). Anything else
+    (``nan``, ``inf``, ``1.5`` for an integer, a value out of range) is a usage error naming the
+    option, what it expects and what it received::
+
+        --lr inf  ->  argument --lr: expected a finite number in (0, 1e+30], received 'inf'
+
+    ``why`` is added to the expectation in brackets, e.g. "[CLS] and [SEP]"."""
+    expected = describe_range(low, high, integer, low_open, high_open) + (f" ({why})" if why else "")
+
+    def parse(text: str) -> int | float:
+        try:
+            value = int(text) if integer else float(text)
+        except (TypeError, ValueError):
+            value = None
+        ok = value is not None and math.isfinite(value)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value < high if high_open else value <= high
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected {expected}, received {text!r}")
+        return value
+
+    parse.__name__ = "integer" if integer else "number"
+    parse.expected = expected
+    return parse
+
+
+POSITIVE_INT = number(1, integer=True)
+NON_NEGATIVE_INT = number(0, integer=True)
+PROBABILITY = number(0.0, 1.0, high_open=True)  # dropout: [0, 1)
+SEED = number(0, SEED_MAX, integer=True)
+
+# TrainConfig's options (minitransformer.trainer.TrainConfig), checked when parsed. max_steps is only
+# parsed as an integer here: TrainConfig itself refuses < 1 ("max_steps: expected a positive integer"),
+# and fine-tuning reads 0 as "--epochs passes" (it overrides this entry).
+TRAIN_TYPES: dict[str, Callable[[str], int | float]] = {
+    "max_steps": number(integer=True),
+    "batch_size": POSITIVE_INT,
+    "grad_accum": POSITIVE_INT,
+    "lr": number(0.0, MAX_LR, low_open=True),
+    "min_lr": number(0.0, MAX_LR),
+    "warmup_steps": NON_NEGATIVE_INT,
+    "weight_decay": number(0.0, 1.0),
+    "betas": number(0.0, 1.0, high_open=True),
+    "grad_clip": number(0.0, why="0 = no clipping"),
+    "eval_interval": NON_NEGATIVE_INT,
+    "eval_steps": NON_NEGATIVE_INT,
+    "log_interval": POSITIVE_INT,
+    "checkpoint_interval": number(-1, integer=True, why="-1 = never, 0 = at evaluations"),
+    "seed": SEED,
+}
+
+
+# ----------------------------------------------------------------------------- output paths
+
+
+def check_output_file(path, flag: str) -> Path:
+    """Check, before any work, that the file ``path`` (given as ``flag``) can be written: it is
+    not a folder, no existing part of its parent path is a file, and the nearest existing folder
+    (and the file itself, when it exists) is writable. ValueError naming the flag and the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path}: expected a file to write, received a folder")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{flag} {path}: cannot write there, {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        where = path if path.exists() else parent
+        raise ValueError(f"{flag} {path}: cannot write there, {where} is read-only")
+    return path
+
+
+@contextlib.contextmanager
+def output_errors(path, flag: str) -> Iterator[None]:
+    """Turn an OSError raised while writing ``path`` (a full disk, a read-only or vanished folder)
+    into a ValueError naming ``flag`` and the path, so the CLI prints one line instead of a traceback."""
+    try:
+        yield
+    except OSError as e:
+        detail = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else str(e)
+        raise ValueError(f"{flag} {path}: cannot write it ({detail})") from None
+
+
+# ----------------------------------------------------------------------------- dataclasses
+
+
+def _field_type(default, types: dict, name: str):
+    """The argparse type of one dataclass field: ``types[name]``, else an integer / finite number
+    for int / float defaults (so ``nan`` and ``inf`` are refused), else the default's type."""
+    if name in types:
+        return types[name]
+    sample = default[0] if isinstance(default, tuple) else default
+    if isinstance(sample, float):
+        return number()
+    if isinstance(sample, int) and not isinstance(sample, bool):
+        return number(integer=True)
+    return type(sample)
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls, defaults: dict | None = None, help: dict | None = None,
+                       title: str | None = None, types: dict | None = None) -> None:
     """One ``--field-name`` option per field of the dataclass ``cls`` (e.g. ``TrainConfig``): booleans
-    as ``--x / --no-x``, tuples as N numbers, everything else typed like its default. ``defaults``
-    overrides the dataclass defaults, ``help`` gives per-field help. Read back with :func:`dataclass_from_args`."""
-    defaults, help = defaults or {}, help or {}
+    as ``--x / --no-x``, tuples as N numbers, everything else typed like its default (numbers finite).
+    ``defaults`` overrides the dataclass defaults, ``help`` gives per-field help, ``types`` per-field
+    argparse types (e.g. :data:`TRAIN_TYPES`, built with :func:`number`). Read back with
+    :func:`dataclass_from_args`."""
+    defaults, help, types = defaults or {}, help or {}, types or {}
     group = parser.add_argument_group(title or f"{cls.__name__} fields")
     for f in dataclasses.fields(cls):
         default = defaults.get(f.name, f.default)
@@ -41,9 +185,10 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, defaults: dict | No
         if isinstance(default, bool):
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=text)
         elif isinstance(default, tuple):
-            group.add_argument(flag, dest=f.name, type=type(default[0]), nargs=len(default), default=default, metavar="X", help=text)
+            group.add_argument(flag, dest=f.name, type=_field_type(default, types, f.name), nargs=len(default), default=default,
+                               metavar="X", help=text)
         else:
-            group.add_argument(flag, dest=f.name, type=type(default), default=default, help=text)
+            group.add_argument(flag, dest=f.name, type=_field_type(default, types, f.name), default=default, help=text)
 
 
 def dataclass_from_args(cls, args, **overrides):

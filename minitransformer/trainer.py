@@ -22,7 +22,6 @@ import functools
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -38,6 +37,8 @@ from .distributed import (DEVICE_CHOICES, all_reduce_mean, autocast_context, bar
                           shard_batch, wrap_ddp)
 from .optim import lr_at, make_optimizer, set_lr
 from .plotting import append_jsonl, plot_loss_curves, read_jsonl, write_csv, write_jsonl
+from .runs import (RunLock, check_resume_or_overwrite, check_run_contents, check_run_dir, clear_run,
+                   find_resume_checkpoint, make_run_dir)
 
 LossFn = Callable[[nn.Module, Mapping[str, Any]], "tuple[torch.Tensor, dict[str, float]]"]
 
@@ -68,7 +69,9 @@ TRAIN_HELP = {
     "bf16": "bf16 autocast on GPUs",
     "compile": "torch.compile the model",
     "progress": "progress bar / log lines",
-    "resume": "continue from OUT_DIR/checkpoint (bit-exact on CPU)",
+    "resume": "continue the run in OUT_DIR from its checkpoint (bit-exact on CPU)",
+    "overwrite": "delete the run already in OUT_DIR (checkpoint, metrics) and start afresh; without it, or "
+                 "--resume, a folder that holds a run is refused",
     "perplexity": "report perplexity = exp(loss) at evaluations",
 }
 
@@ -97,6 +100,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     progress: bool = True  # tqdm bar on a terminal, log lines otherwise; False = silent
     resume: bool = False  # continue from out_dir/checkpoint
+    overwrite: bool = False  # delete a run already in out_dir; without it (or resume) such a folder is refused
     perplexity: bool = False  # add perplexity = exp(loss) to evaluation rows (language models)
 
     def __post_init__(self) -> None:
@@ -117,6 +121,7 @@ class TrainConfig:
         if self.device not in DEVICE_CHOICES:
             raise ValueError(f"device: expected one of {', '.join(DEVICE_CHOICES)}, received {self.device!r}")
         lr_at(0, self.lr, self.min_lr, self.warmup_steps, self.max_steps)  # validates the schedule
+        check_resume_or_overwrite(self.resume, self.overwrite)
 
 
 def default_loss_fn(model: nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -160,6 +165,10 @@ class Trainer:
     model_config: saved as ``config.json``; default ``model.config`` (a dataclass, a dict, or an
         object with ``to_dict()``).
     tokenizer: saved with each checkpoint through ``tokenizer.save(dir)``.
+
+    The run folder (see :mod:`minitransformer.runs`): a folder that already holds a run is refused
+    unless ``config.resume`` or ``config.overwrite``; during :meth:`fit` the folder is locked, so a
+    second training there is refused, naming the first one's process.
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig, get_batch: GetBatch, loss_fn: LossFn | None = None,
@@ -176,15 +185,16 @@ class Trainer:
         self.model_config = config_to_dict(model_config)  # fails now, not at the first checkpoint
         self.optimizer = make_optimizer(self.raw_model, config.lr, config.weight_decay, config.betas)
         self.autocast = functools.partial(autocast_context, self.ctx.device, config.bf16)  # a fresh context each use
-        self.out_dir = Path(config.out_dir)
+        self.out_dir = check_run_dir(config.out_dir, config.resume, config.overwrite)
         self.checkpoint_dir = self.out_dir / "checkpoint"
         self.metrics_path = self.out_dir / "metrics.jsonl"
         self.step, self.history = 0, []
+        self._window: dict[str, float] = {}  # sums over the steps since the last train row; saved in checkpoints
+        self._lock, self._claimed = RunLock(self.out_dir), False
         if config.resume:
             self._resume()
         self.eval_model = torch.compile(self.raw_model) if config.compile else self.raw_model
         self.model = wrap_ddp(self.eval_model, self.ctx)  # what training calls
-        self._saved_at = self.step if config.resume else -1
 
     # ------------------------------------------------------------------ data and one step
 
@@ -315,19 +325,26 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "rng": rng,
                 "train_config": dataclasses.asdict(self.config),
+                "log_window": dict(self._window),  # a resumed run's first train row averages the same steps
             }
             save_checkpoint(self.checkpoint_dir, self.raw_model, self.model_config, self.tokenizer, state)
             self._write_reports()
-        self._saved_at = self.step
         barrier(self.ctx)
 
     def _resume(self) -> None:
-        state = load_trainer_state(self.checkpoint_dir)
-        if state is None:
-            raise ValueError(f"resume: expected a checkpoint with trainer state in {self.checkpoint_dir}, found none")
-        load_checkpoint(self.checkpoint_dir, self.raw_model)
+        """Weights, optimizer, step, RNG states, the partial log window and the metrics rows up to
+        the step of the checkpoint (``checkpoint/``, or ``.checkpoint.old`` after a crash mid-swap)."""
+        found = find_resume_checkpoint(self.out_dir)
+        state = load_trainer_state(found)
+        step = int(state["step"])
+        if self.config.max_steps <= step:
+            raise ValueError(f"max_steps: expected more than the checkpoint's step {step} to resume {found} (it has "
+                             f"trained {step} steps already), received {self.config.max_steps}; pass a larger "
+                             f"--max-steps to train further")
+        load_checkpoint(found, self.raw_model)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
+        self.step = step
+        self._window = dict(state.get("log_window") or {})
         if len(state["rng"]) == self.ctx.world_size:
             restore_rng_state(state["rng"][self.ctx.rank])
         else:  # another world size: the stream of dropout masks cannot continue exactly
@@ -357,45 +374,70 @@ class Trainer:
         for split, row in self.evaluate().items():
             self._record({"step": self.step, "split": split, **row}, bar)
 
+    def _claim_run(self) -> None:
+        """Before the first step (main process): create the folder, lock it for the whole of
+        :meth:`fit`, check again under the lock that no run appeared meanwhile, delete the earlier
+        run when ``overwrite``, and write metrics.jsonl afresh (a resumed run: cut at its step)."""
+        make_run_dir(self.out_dir)
+        self._lock.acquire()
+        try:
+            if not self._claimed:
+                check_run_contents(self.out_dir, self.config.resume, self.config.overwrite)
+                if self.config.overwrite:
+                    clear_run(self.out_dir)
+            write_jsonl(self.history, self.metrics_path)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._claimed = True  # a second fit() continues this Trainer's own run
+
+    def _accumulate(self, out: dict[str, float], seconds: float) -> None:
+        """Add one step's results to the log window (sums, steps, tokens, training seconds)."""
+        for k, v in out.items():
+            self._window[k] = self._window.get(k, 0.0) + v
+        self._window["steps"] = self._window.get("steps", 0) + 1
+        self._window["seconds"] = self._window.get("seconds", 0.0) + seconds
+
+    def _train_row(self, out: dict[str, float]) -> dict:
+        """The train row of the window that ends now: means over its steps, the last lr and gradient
+        norm, tokens per second of training time. Empties the window."""
+        window, self._window = self._window, {}
+        n, tokens, seconds = window.pop("steps"), window.pop("tokens"), window.pop("seconds")
+        row = {"step": self.step, "split": "train", **{k: v / n for k, v in window.items()}}
+        row.update(lr=out["lr"], grad_norm=out["grad_norm"], tokens_per_s=tokens / max(seconds, 1e-9))
+        return row
+
     def fit(self) -> list[dict]:
         """Train until ``max_steps``; return the metrics rows (also in ``metrics.jsonl``)."""
         cfg = self.config
         if self.ctx.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            write_jsonl(self.history, self.metrics_path)  # a fresh run, or a resumed one cut at its step
+            self._claim_run()
         show = cfg.progress and self.ctx.is_main
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=None if show else True, desc="train", dynamic_ncols=True)
-        window: dict[str, float] = {}
-        t_last = time.perf_counter()
         try:
             if cfg.eval_interval and self.step == 0:
                 self._evaluate_and_record(bar)
             while self.step < cfg.max_steps:
+                t0 = time.perf_counter()
                 out = self.train_step(self.step)
                 self.step += 1
+                self._accumulate(out, time.perf_counter() - t0)  # tokens/s measures training only
                 bar.update(1)
-                for k, v in out.items():
-                    window[k] = window.get(k, 0.0) + v
-                window["steps"] = window.get("steps", 0) + 1
                 done = self.step == cfg.max_steps
                 if self.step % cfg.log_interval == 0 or done:
-                    t_now = time.perf_counter()
-                    n = window.pop("steps")
-                    tokens = window.pop("tokens")
-                    row = {"step": self.step, "split": "train", **{k: v / n for k, v in window.items()}}
-                    row.update(lr=out["lr"], grad_norm=out["grad_norm"], tokens_per_s=tokens / max(t_now - t_last, 1e-9))
+                    row = self._train_row(out)
                     bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", tok_s=f"{row['tokens_per_s']:.0f}")
                     self._record(row, bar)
-                    window, t_last = {}, time.perf_counter()
                 evaluated = cfg.eval_interval > 0 and (self.step % cfg.eval_interval == 0 or done)
                 if evaluated:
                     self._evaluate_and_record(bar)
                 every = cfg.checkpoint_interval
                 if every >= 0 and (done or (every == 0 and evaluated) or (every > 0 and self.step % every == 0)):
                     self.save()
-                if evaluated or self._saved_at == self.step:
-                    t_last = time.perf_counter()  # tokens/s measures training only
         finally:
             bar.close()
-            self._write_reports()
+            try:
+                self._write_reports()
+            finally:
+                self._lock.release()
         return self.history

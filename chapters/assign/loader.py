@@ -6,6 +6,8 @@ import ast
 import types
 from pathlib import Path
 
+from .tripwire import code_objects
+
 KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
@@ -26,12 +28,15 @@ def is_literal_assignment(node: ast.stmt) -> bool:
 
 def load_definitions(path: str | Path, module_name: str = "chapter_definitions") -> types.ModuleType:
     """Execute the top-level imports, defs, classes and literal constants of ``path``.
-    A SyntaxError propagates with its file and line."""
+    A SyntaxError propagates with its file and line. ``module.__assign_codes__`` holds every code
+    object compiled from the file (the grader tells the student's frames from the check's by them)."""
     path = Path(path)
     source = path.read_text(encoding="utf-8")
     tree = ast.parse(source, filename=str(path))
     tree.body = [n for n in tree.body if isinstance(n, KEPT) or is_literal_assignment(n)]
     module = types.ModuleType(module_name)
     module.__file__ = str(path)
-    exec(compile(tree, str(path), "exec"), module.__dict__)
+    code = compile(tree, str(path), "exec")
+    module.__assign_codes__ = code_objects(code)
+    exec(code, module.__dict__)
     return module

@@ -42,6 +42,24 @@ def _check_specials(specials: Mapping[str, str]) -> dict[str, str]:
     return {r: specials[r] for r in ROLES if r in specials}
 
 
+PATH_SUFFIXES = (".txt", ".json", ".model", ".vocab", ".tsv", ".csv")
+
+
+def looks_like_path(value) -> bool:
+    """Whether ``value`` is a path (``os.PathLike``, or a str holding a path separator or ending in
+    a file suffix such as .txt) rather than the characters it was given in place of."""
+    if isinstance(value, os.PathLike):
+        return True
+    return isinstance(value, str) and ("/" in value or "\\" in value or value.lower().endswith(PATH_SUFFIXES))
+
+
+def check_not_a_path(value, name: str, expected: str, hint: str) -> None:
+    """ValueError when a path was passed where ``expected`` (e.g. 'a list of tokens') belongs:
+    it names what was received and ``hint``, the method that reads such a file."""
+    if looks_like_path(value):
+        raise ValueError(f"{name}: expected {expected}, received the path {str(value)!r}; {hint}")
+
+
 def _texts(texts: str | Iterable[str]) -> list[str]:
     texts = [texts] if isinstance(texts, str) else list(texts)
     if not any(t for t in texts):
@@ -124,8 +142,14 @@ class CharTokenizer(Tokenizer):
     kind = "char"
 
     def __init__(self, chars: Iterable[str], specials: Mapping[str, str] = CHAR_SPECIALS):
+        check_not_a_path(chars, "chars", "the characters of the vocabulary (an iterable of single characters)",
+                         "to read a saved tokenizer use CharTokenizer.load(folder), to learn the characters of a "
+                         "text CharTokenizer.train(text)")
         self.specials = _check_specials(specials)
-        chars = sorted(set(chars) - set(self.specials.values()))
+        try:
+            chars = sorted(set(chars) - set(self.specials.values()))
+        except TypeError:
+            raise ValueError(f"chars: expected an iterable of single characters, received {type(chars).__name__}") from None
         bad = [c for c in chars if len(c) != 1]
         if bad:
             raise ValueError(f"chars: expected single characters, received {bad[:5]}")
