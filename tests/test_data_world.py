@@ -272,3 +272,40 @@ def test_vocabulary_is_small():
     assert len(set(re.findall(r"[A-Za-z]+", text))) <= 400
     assert len(set(re.findall(r"[\u4e00-\u9fff]", text))) <= 1000
     assert sum(p.stat().st_size for p in DATA_DIR.iterdir()) < 3_500_000
+
+
+def test_notes_join_two_adjectives_of_one_sentiment_and_name_the_feeling():
+    """A note's adjectives share their sentiment, its feeling agrees (checked against the lexicon's
+    lists, not the generator's flags), and Chinese joins them with 又…又…."""
+    import random as _random
+
+    from minitransformer.data.world import sample_note
+    from minitransformer.data.world_lexicon import BAD_FEELINGS, GOOD_FEELINGS
+
+    rng = _random.Random(3)
+    for _ in range(200):
+        note = sample_note(rng)
+        assert len(note.sentences()) == 2
+        for part, sentence in zip(note.parts, note.sentences()):
+            a1, a2 = part.adjectives
+            assert a1 != a2 and a1.positive == a2.positive
+            assert part.feeling in (GOOD_FEELINGS if a1.positive else BAD_FEELINGS)
+            en, zh = sentence.text("en"), sentence.text("zh")
+            assert f"{a1.en} and {a2.en}, so" in en and en.endswith(f"{part.feeling[0]}.")
+            assert f"又{a1.zh}又{a2.zh}，" in zh and zh.endswith(f"{part.feeling[1]}。")
+
+
+def test_notes_change_only_the_unlabelled_text():
+    """build_world(sizes={"notes": N}) adds N documents to world_*.txt and leaves every labelled
+    file as it was (the notes draw from their own generator)."""
+    from minitransformer.data.world_files import build_world, world_files
+
+    small = {"stories": 60, "unlabelled_reviews": 40, "reviews": 200, "ner": 200, "translation": 200}
+    plain = world_files(build_world(0, {**small, "notes": 0}))
+    noted_world = build_world(0, {**small, "notes": 50})
+    noted = world_files(noted_world)
+    assert len(noted_world.documents) == 100 + 50
+    assert {k: v for k, v in plain.items() if not k.startswith("world_")} == \
+           {k: v for k, v in noted.items() if not k.startswith("world_")}
+    assert noted["world_en.txt"] != plain["world_en.txt"]
+    assert ", so I was" in noted["world_en.txt"] and ", so I was" not in plain["world_en.txt"]

@@ -19,26 +19,26 @@ from typing import Callable, Iterable
 
 from .conll import TaggedSentence, load_conll
 from .loaders import Example, load_classification, load_documents, load_parallel
-from .world import Review, Sentence, sample_review, sample_story
+from .world import Note, Review, Sentence, sample_note, sample_review, sample_story
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 LANGS = ("en", "zh")
 SPLITS = ("train", "val", "test")
-SIZES = {"stories": 1800, "unlabelled_reviews": 1500, "reviews": 3000, "ner": 3000, "translation": 4000}
+SIZES = {"stories": 1800, "unlabelled_reviews": 1500, "notes": 0, "reviews": 3000, "ner": 3000, "translation": 4000}
 
 
 @dataclass
 class World:
     """The generated datasets, before they are written to files."""
 
-    documents: list[list[Sentence] | Review] = field(default_factory=list)
+    documents: list[list[Sentence] | Review | Note] = field(default_factory=list)
     reviews: dict[str, list[Review]] = field(default_factory=dict)        # split -> reviews
     ner: dict[str, list[Sentence]] = field(default_factory=dict)          # split -> sentences
     translation: dict[str, list[Sentence]] = field(default_factory=dict)  # split -> sentences
 
 
-def _doc_sentences(doc: list[Sentence] | Review) -> list[Sentence]:
-    return doc.sentences() if isinstance(doc, Review) else doc
+def _doc_sentences(doc: list[Sentence] | Review | Note) -> list[Sentence]:
+    return doc.sentences() if isinstance(doc, (Review, Note)) else doc
 
 
 def _unique(draw: Callable[[], Iterable], key: Callable, n: int) -> list:
@@ -77,7 +77,9 @@ def build_world(seed: int = 0, sizes: dict[str, int] | None = None) -> World:
     world = World()
     stories = [sample_story(rngs[0]).sentences() for _ in range(sizes["stories"])]
     unlabelled = [sample_review(rngs[0], p_closer=1.0) for _ in range(sizes["unlabelled_reviews"])]
-    world.documents = stories + unlabelled
+    note_rng = random.Random(seed * 16 + 5)  # its own generator: the notes leave every other draw as it was
+    notes = [sample_note(note_rng) for _ in range(sizes["notes"])]
+    world.documents = stories + unlabelled + notes
     rngs[0].shuffle(world.documents)
     seen = set()
     for doc in world.documents:
