@@ -198,6 +198,8 @@ class PretrainingData:
 
     def __init__(self, splits: dict[str, Sequence[Doc]], tokenizer, batch_size: int, max_len: int, seed: int,
                  p_mlm: float = 0.15):
+        if not 0 < p_mlm < 1:  # 0 masks nothing (an MLM loss of 0.0), 1 leaves no context
+            raise ValueError(f"p_mlm: expected a probability strictly between 0 and 1, received {p_mlm!r}")
         self.ids = SpecialIds.of(tokenizer)
         self.batch_size, self.max_len, self.seed, self.p_mlm = batch_size, max_len, seed, p_mlm
         self.docs, self.anchors = {}, {}

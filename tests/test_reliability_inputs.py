@@ -590,3 +590,16 @@ def test_the_bad_input_table_names_only_tests_that_exist():
            for m in re.findall(r"^def (test_[a-z0-9_]+)", (root / "tests" / name).read_text(encoding="utf-8"), re.M)}
     missing = own - cited - {"test_the_bad_input_table_names_only_tests_that_exist"}
     assert not missing, f"tests with no row in docs/bad_inputs.md: {sorted(missing)}"
+
+
+def test_pretraining_data_refuses_a_masking_probability_of_0_or_1():
+    """The API refuses what the CLI refuses: p_mlm 0 would report an MLM loss of 0.0."""
+    from minibert.pretraining import PretrainingData
+    from minitransformer.data import BERT_SPECIALS, CharTokenizer
+
+    tok = CharTokenizer.train(["ab cd", "ef gh"], specials=BERT_SPECIALS)
+    docs = [[tok.encode("ab"), tok.encode("cd")], [tok.encode("ef"), tok.encode("gh")]]
+    for p in (0.0, 1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"p_mlm: expected a probability strictly between 0 and 1, received"):
+            PretrainingData({"train": docs}, tok, batch_size=2, max_len=16, seed=0, p_mlm=p)
+    assert PretrainingData({"train": docs}, tok, batch_size=2, max_len=16, seed=0, p_mlm=0.15)("train", 0)["input_ids"].shape[0] == 2
