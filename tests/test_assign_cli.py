@@ -112,6 +112,15 @@ def test_grade_timeout_must_be_a_positive_finite_number(tmp_path, value):
     assert "argument --timeout: expected a finite number > 0" in proc.stderr and repr(value) in proc.stderr
 
 
+def test_grade_out_that_is_a_file_exits_2_before_grading(tmp_path):
+    target = tmp_path / "results"
+    target.write_text("keep me", encoding="utf-8")
+    proc = assign("grade", CHAPTERS, "--out", target, "--only", "split_heads")
+    assert proc.returncode == 2, proc.stderr
+    assert "--out: expected a writable folder" in proc.stderr and "is a file" in proc.stderr and "Traceback" not in proc.stderr
+    assert target.read_text(encoding="utf-8") == "keep me"
+
+
 def test_grade_all_refuses_a_bad_timeout_or_jobs_from_python(tmp_path):
     for bad in (float("nan"), 0, -5, float("inf"), "x", True):
         with pytest.raises(ValueError, match="timeout: expected a positive finite number of seconds"):

@@ -17,6 +17,7 @@ from minitransformer.cli import POSITIVE_INT, number, run_cli
 from .exercises import EXERCISES, markdown_table
 from .grade import format_table, grade_all, self_check
 from .student import build_student_version
+from chapters.options import check_output_dir
 
 SECONDS = number(0.0, low_open=True)  # a positive finite number: nan, inf, 0 and -5 are usage errors
 
@@ -67,8 +68,8 @@ def main(argv=None) -> int:
         print(f"wrote {len(regions)} files with {n} exercise regions and README.md to {args.out}")
         return 0
     if args.cmd == "grade":
-        rows = grade_all(args.student_dir, args.out or args.student_dir / "grades", args.timeout, args.only, args.jobs,
-                         args.isolation)
+        out = check_output_dir("--out", args.out or args.student_dir / "grades")  # a file or read-only: exit 2, nothing graded
+        rows = grade_all(args.student_dir, out, args.timeout, args.only, args.jobs, args.isolation)
         print(format_table(rows))
         return 0
     if args.cmd == "check":
