@@ -49,6 +49,7 @@ def run_one(path: Path, seed: int, threads: int, timeout: float) -> dict:
         env["PYTHONIOENCODING"] = "utf-8"
         for name in ("CHAPTERS_FAST", "CHAPTERS_OUT", "CHAPTERS_SEED", "CHAPTERS_THREADS"):
             env.pop(name, None)  # the options decide
+        env["CHAPTERS_LANG"] = "en"  # check names key the table: the same language in every run
         t0 = time.perf_counter()
         try:
             proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, encoding="utf-8",

@@ -136,11 +136,15 @@ def test_a_name_that_does_not_resolve_is_refused_with_a_message():
 def test_the_chapter_states_the_exercise_in_both_languages(ex):
     parts = cells((CHAPTERS / ex.chapter).read_text(encoding="utf-8"))
     md, code = exercise_cell_index(parts, ex)
-    cell = squeeze(parts[md])
-    for what in (ex.zh, ex.en, ex.hint_zh, ex.hint_en):
-        assert squeeze(what) in cell, (ex.id, what[:60])
-    assert squeeze(f"**`{ex.function}`** · {ex.difficulty} ·") in cell
-    assert f"python -m chapters.assign check {ex.chapter_key}" in parts[md]
+    # a bilingual chapter states the exercise in a pair: lang="zh" (Chinese) just before lang="en" (English)
+    zh = parts[md - 1] if parts[md].startswith('# %% [markdown] lang="en"') else parts[md]
+    assert zh.startswith('# %% [markdown] lang="zh"'), (ex.id, "the exercise needs its zh cell just before the en cell")
+    for cell_text, texts in ((zh, (ex.zh, ex.hint_zh)), (parts[md], (ex.en, ex.hint_en))):
+        cell = squeeze(cell_text)
+        for what in texts:
+            assert squeeze(what) in cell, (ex.id, what[:60])
+        assert squeeze(f"**`{ex.function}`** · {ex.difficulty} ·") in cell
+        assert f"python -m chapters.assign check {ex.chapter_key}" in cell_text
 
 
 def imported_objects_before(path: Path, line: int) -> list[tuple[str, object]]:
