@@ -16,6 +16,7 @@ Hugging Face names -> minibert names (the ``bert.`` prefix is optional in the fi
     LayerNorm.gamma / beta (old TF conversions)  .weight / .bias
 
 Only ``torch.load(weights_only=True)`` ever reads a ``.bin``: a pickle that carries code is refused.
+The way out, ``save_pretrained(model, folder)``, lives in ``export.py`` and is re-exported here.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import torch.nn as nn
 from minitransformer.checkpoint import load_model_weights, load_state_dict_safetensors, read_json_object, safe_torch_load
 
 from .config import BertConfig, check_max_len
+from .export import save_pretrained  # noqa: F401  (the inverse of from_pretrained)
 
 logger = logging.getLogger("minibert")
 
