@@ -7,14 +7,18 @@
     python -m chapters --out DIR          figures under DIR/chNN_name/ (default out/)
     python -m chapters --seed 3           every chapter with ch.seed = 3 (each seed ch.seed_for(k) = k + 3000)
     python -m chapters --threads 2        every chapter with torch.set_num_threads(2) (default 1)
+    python -m chapters --lang zh          checks, tables and these messages in Chinese (--lang en: English)
 
 --seed and --threads reach each chapter as CHAPTERS_SEED and CHAPTERS_THREADS (chapters.book reads
 them); without them a chapter runs with seed 0 and one thread, the numbers the book prints. A seed
-must be a non-negative integer, a thread count a positive one.
+must be a non-negative integer, a thread count a positive one. --lang (zh or en) reaches each chapter
+as CHAPTERS_LANG; without it the language is CHAPTERS_LANG's, else the locale's (LANG=zh_CN.UTF-8
+gives zh), else English. The summary rows (--json) keep their English status words either way.
 
 Exit status: 0 when every chapter finished and reported at least one check, 1 otherwise
 (the failing chapter's last lines are shown), 2 for bad options (a --timeout that is not a finite number
-of seconds > 0, an --out or --json that cannot be written: checked before any chapter runs).
+of seconds > 0, a --lang that is not zh or en, an --out or --json that cannot be written: checked before
+any chapter runs).
 """
 from __future__ import annotations
 
@@ -29,7 +33,9 @@ import time
 from collections import deque
 from pathlib import Path
 
-from chapters.options import check_output_dir, check_output_file, parse_count, parse_seconds
+from chapters.render import cells
+from chapters.options import (LANGS, check_output_dir, check_output_file, default_lang, parse_count, parse_lang,
+                              parse_seconds, tr)
 
 CHAPTERS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = CHAPTERS_DIR.parent
@@ -48,13 +54,10 @@ def chapter_number(path: Path) -> int:
     return int(PATTERN.match(path.name).group(1))
 
 
-def chapter_title(path: Path) -> str:
-    """The first markdown heading of the chapter (``# # Title`` inside a markdown cell)."""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^#\s+#+\s+(.*)", line)
-        if m:
-            return m.group(1).strip()
-    return ""
+def chapter_title(path: Path, lang: str | None = None) -> str:
+    """The first markdown heading of the chapter (``# # Title`` inside a markdown cell), in ``lang``
+    when its markdown cells carry ``lang="zh"`` / ``lang="en"`` (cells without one count for both)."""
+    return cells.title(cells.read_cells(path), lang)
 
 
 def select(chapters: list[Path], only: list[str] | None) -> list[Path]:
@@ -76,10 +79,10 @@ def select(chapters: list[Path], only: list[str] | None) -> list[Path]:
 
 
 def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool,
-                seed: int | None = None, threads: int | None = None) -> dict:
+                seed: int | None = None, threads: int | None = None, lang: str | None = None) -> dict:
     """Run one chapter in a subprocess. Returns a row: chapter, status, checks, figures, seconds, tail
-    (and values, the chapter's ch.check_value records). seed, threads: passed as CHAPTERS_SEED and
-    CHAPTERS_THREADS (None: those of this process's environment, if any)."""
+    (and values, the chapter's ch.check_value records). seed, threads, lang: passed as CHAPTERS_SEED,
+    CHAPTERS_THREADS and CHAPTERS_LANG (None: those of this process's environment, if any)."""
     try:
         (out / path.stem).mkdir(parents=True, exist_ok=True)
     except OSError as e:  # e.g. out/chNN_name exists as a file
@@ -96,6 +99,8 @@ def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool,
         env["CHAPTERS_SEED"] = str(seed)
     if threads is not None:
         env["CHAPTERS_THREADS"] = str(threads)
+    if lang is not None:
+        env["CHAPTERS_LANG"] = lang
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     summary: dict | None = None
     passed = 0  # ✓ lines seen, so a chapter that fails half-way still shows how far it got
@@ -151,23 +156,58 @@ def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool,
     return row
 
 
-def format_table(rows: list[dict]) -> str:
-    width = max([len("chapter")] + [len(r["chapter"]) for r in rows])
-    lines = [f"{'chapter':<{width}}  {'checks':>6}  {'time':>8}  {'figures':>7}  status", "-" * (width + 40)]
+def status_text(status: str, lang: str = "en") -> str:
+    """A row's status (always English in the rows and --json) as the runner prints it in ``lang``."""
+    if lang != "zh":
+        return status
+    if status == "ok":
+        return "通过"
+    words = [("TIMEOUT after ", "超时："), (" s", " 秒"), ("FAILED (exit ", "失败（退出码 "),
+             ("FAILED (no @@CHAPTER line: the chapter must end with ch.done())", "失败（没有 @@CHAPTER 行：章节必须以 ch.done() 结束）"),
+             ("FAILED (no checks: a chapter must verify something)", "失败（没有检查：章节必须验证点什么）"),
+             ("FAILED (cannot create ", "失败（无法创建 ")]
+    for en, zh in sorted(words, key=lambda w: -len(w[0])):
+        status = status.replace(en, zh)
+    return status.replace(")", "）")
+
+
+def _width(text: str) -> int:
+    """Columns a string takes in a terminal (CJK characters take two)."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    fill = " " * max(0, width - _width(text))
+    return fill + text if right else text + fill
+
+
+def format_table(rows: list[dict], lang: str = "en") -> str:
+    heads = [tr(lang, "章节", "chapter"), tr(lang, "检查", "checks"), tr(lang, "时间", "time"),
+             tr(lang, "图", "figures"), tr(lang, "状态", "status")]
+    unit = tr(lang, "秒", "s")
+    width = max([_width(heads[0]), _width(tr(lang, "合计", "total"))] + [len(r["chapter"]) for r in rows])
+    rule = "-" * (width + 40)
+
+    def line(name, checks, seconds, figures, status):
+        return (f"{_pad(name, width)}  {_pad(str(checks), 6, True)}  {_pad(seconds, 8, True)}  "
+                f"{_pad(str(figures), 7, True)}  {status}")
+
+    lines = [line(*heads), rule]
     for r in rows:
-        lines.append(f"{r['chapter']:<{width}}  {r['checks']:>6}  {r['seconds']:>6.1f} s  {r['figures']:>7}  {r['status']}")
+        lines.append(line(r["chapter"], r["checks"], f"{r['seconds']:.1f} {unit}", r["figures"], status_text(r["status"], lang)))
     total = sum(r["seconds"] for r in rows)
     n_ok = sum(r["status"] == "ok" for r in rows)
-    lines += ["-" * (width + 40),
-              f"{'total':<{width}}  {sum(r['checks'] for r in rows):>6}  {total:>6.1f} s  "
-              f"{sum(r['figures'] for r in rows):>7}  {n_ok}/{len(rows)} ok"]
+    lines += [rule, line(tr(lang, "合计", "total"), sum(r["checks"] for r in rows), f"{total:.1f} {unit}",
+                         sum(r["figures"] for r in rows), tr(lang, f"{n_ok}/{len(rows)} 通过", f"{n_ok}/{len(rows)} ok"))]
     return "\n".join(lines)
 
 
-def write_summary(path: Path, rows: list[dict], fast: bool, seed, threads) -> bool:
+def write_summary(path: Path, rows: list[dict], fast: bool, seed, threads, lang: str | None = None) -> bool:
     """Write the --json summary; on an OSError (the folder vanished, the disk is full) print one
     line naming the path and return False instead of raising."""
-    summary = {"fast": fast, "seed": seed, "threads": threads,
+    summary = {"fast": fast, "seed": seed, "threads": threads, "lang": lang,
                "chapters": [{k: v for k, v in r.items() if k != "tail"} for r in rows]}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -194,9 +234,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="run every chapter with this seed (non-negative integer; default 0, or CHAPTERS_SEED)")
     ap.add_argument("--threads", default=None, metavar="N",
                     help="torch threads per chapter (positive integer; default 1, or CHAPTERS_THREADS)")
+    ap.add_argument("--lang", default=None, metavar="|".join(LANGS),
+                    help="language of the chapters' output and of this runner's messages: zh (中文) or en "
+                         "(English); default CHAPTERS_LANG, else zh when the locale (LANG) starts with zh, else en")
     args = ap.parse_args(argv)
 
     try:
+        lang = parse_lang("--lang", args.lang) if args.lang is not None else default_lang()
         seed = None if args.seed is None else parse_count("--seed", args.seed, 0)
         threads = None if args.threads is None else parse_count("--threads", args.threads, 1)
         timeout = 300.0 if args.timeout is None else parse_seconds("--timeout", args.timeout)
@@ -214,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.list:
         for p in chapters:
-            print(f"{p.stem:<24} {chapter_title(p)}")
+            print(f"{p.stem:<24} {chapter_title(p, lang)}")
         return 0
 
     try:  # before the first chapter runs: a bad --out or --json is refused now, not after an hour
@@ -226,20 +270,23 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for p in chapters:
         if not args.quiet:
-            print(f"\n=== {p.stem} {'(fast)' if args.fast else ''}", flush=True)
-        row = run_chapter(p, out, args.fast, timeout, stream=not args.quiet, seed=seed, threads=threads)
+            print(f"\n=== {p.stem} {tr(lang, '（快速模式）', '(fast)') if args.fast else ''}", flush=True)
+        row = run_chapter(p, out, args.fast, timeout, stream=not args.quiet, seed=seed, threads=threads, lang=lang)
         rows.append(row)
         if args.quiet:
-            print(f"{row['chapter']}: {row['status']} ({row['checks']} checks, {row['seconds']:.1f} s)", flush=True)
+            print(tr(lang, f"{row['chapter']}：{status_text(row['status'], lang)}（{row['checks']} 项检查，{row['seconds']:.1f} 秒）",
+                     f"{row['chapter']}: {row['status']} ({row['checks']} checks, {row['seconds']:.1f} s)"), flush=True)
 
-    print("\n" + format_table(rows))
+    print("\n" + format_table(rows, lang))
     failed = [r for r in rows if r["status"] != "ok"]
     for r in failed:
-        print(f"\n--- {r['chapter']}: {r['status']}; its last lines:")
-        print("\n".join(f"    {line}" for line in r["tail"]) or "    (no output)")
-    if args.json is not None and not write_summary(args.json, rows, args.fast, seed, threads):
+        print(tr(lang, f"\n--- {r['chapter']}：{status_text(r['status'], lang)}；最后几行输出：",
+                 f"\n--- {r['chapter']}: {r['status']}; its last lines:"))
+        print("\n".join(f"    {line}" for line in r["tail"]) or tr(lang, "    （没有输出）", "    (no output)"))
+    if args.json is not None and not write_summary(args.json, rows, args.fast, seed, threads, lang):
         return 2
-    print(f"\n{len(rows) - len(failed)}/{len(rows)} chapters ok; figures under {out}")
+    print(tr(lang, f"\n{len(rows) - len(failed)}/{len(rows)} 个章节通过；图保存在 {out}",
+             f"\n{len(rows) - len(failed)}/{len(rows)} chapters ok; figures under {out}"))
     return 1 if failed else 0
 
 

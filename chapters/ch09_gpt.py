@@ -1,7 +1,38 @@
-# %% [markdown]
-# # Chapter 9 · 预训练 GPT — the causal language model (Article §3.2.3 预训练, §3.2.4 生成任务)
+# %% [markdown] lang="zh"
+# # 第 9 章 · 预训练 GPT：因果语言模型（对应文章 §3.2.3 预训练、§3.2.4 生成任务）
 #
-# The article's §3.2.3 says pretraining is *self-supervised* (自监督): the text itself provides the
+# 文章 §3.2.3 说预训练是*自监督*的（self-supervised）：标签由文本自身提供。文中列出的是 BERT
+# 的两个任务 MLM 和 NSP。GPT 用的是另一个经典任务，也是最简单的一个：**预测下一个词元**。
+# 一个句子 x_0 … x_T 的概率为
+#
+#     p(x_0 … x_T) = Π_t p(x_{t+1} | x_0 … x_t)
+#
+# 训练的目标就是让其中每个因子都尽可能大：
+#
+#     L = −(1/N) Σ_t log p_θ(x_{t+1} | x_0 … x_t)        （交叉熵，N = 预测的个数）
+#
+# 本章实现这个目标以及与之相关的一切，并逐步检验：
+#
+# 1. **错位一格**——输入 x_0 … x_{T−1}，目标 x_1 … x_T——以及损失，与对手工错位后的 logits
+#    调用 `F.cross_entropy` 的结果对照；
+# 2. **因果掩码**（causal mask），以及它带来的性质：改动后面的词元，绝不会改变前面位置的 logits；
+# 3. 用共享的训练器在自带的双语语料上**预训练**一个很小的 GPT；把困惑度（perplexity）与均匀分布
+#    （|V|）和一元模型（unigram）两个基线比较；
+# 4. **解码**：贪心解码（greedy decoding）、温度（temperature）、top-k 采样和 top-p（核采样，
+#    nucleus sampling），并排比较；
+# 5. **KV 缓存**：生成的词元与重新计算前缀完全相同，而且明显更快。
+#
+# **更正。** 文章 §7.3 把《Generating Sentences from a Continuous Space》列为 GPT 论文，
+# 但它并不是：那是 Bowman 等人（2016）的论文，用 LSTM 搭建了一个句子上的*变分自编码器*
+# （variational autoencoder，VAE），不是 GPT 论文。GPT 系列的论文是 Radford 等人（2018）的
+# 《Improving Language Understanding by Generative Pre-Training》（GPT）、Radford 等人（2019）的
+# 《Language Models are Unsupervised Multitask Learners》（GPT-2，文章对它的引用是正确的），
+# 以及 Brown 等人（2020）的《Language Models are Few-Shot Learners》（GPT-3）。
+
+# %% [markdown] lang="en"
+# # Chapter 9 · Pretraining GPT — the causal language model (Article §3.2.3 pretraining, §3.2.4 generation tasks)
+#
+# The article's §3.2.3 says pretraining is *self-supervised*: the text itself provides the
 # labels. It lists BERT's two tasks, MLM and NSP. GPT uses the other classic one, and the simplest:
 # **predict the next token**. A sentence x_0 … x_T has probability
 #
@@ -27,8 +58,6 @@
 # Understanding by Generative Pre-Training" (GPT), Radford et al. (2019) "Language Models are
 # Unsupervised Multitask Learners" (GPT-2, which the article lists correctly) and Brown et al.
 # (2020) "Language Models are Few-Shot Learners" (GPT-3).
-# 更正：《Generating Sentences from a Continuous Space》是变分自编码器（VAE）论文，不是 GPT 论文；
-# GPT-2 的论文是《Language Models are Unsupervised Multitask Learners》。
 
 # %%
 import math
@@ -46,10 +75,20 @@ from minitransformer.data import GPT_SPECIALS, SentencePieceTokenizer, load_text
 from minitransformer.metrics import perplexity
 from minitransformer.trainer import Trainer, TrainConfig
 
-ch = Chapter(__file__)
+ch = Chapter("ch09_gpt")
 
-# %% [markdown]
-# ## 1. The shift by one (错位一格)
+# %% [markdown] lang="zh"
+# ## 1. 错位一格
+#
+# 取一个长为 T + 1 个词元的窗口。模型读入前 T 个词元，并在每个位置 t 预测紧随其后的那个词元：
+#
+#     inputs   x_0 x_1 … x_{T−1}
+#     targets  x_1 x_2 … x_T
+#
+# 所以一个窗口一次就给出 T 个训练样本，每个位置一个。下面用字符来演示。
+
+# %% [markdown] lang="en"
+# ## 1. The shift by one
 #
 # Take a window of T + 1 tokens. The model reads the first T and, at every position t, predicts
 # the token that comes next:
@@ -61,37 +100,59 @@ ch = Chapter(__file__)
 
 # %%
 text = "Anna went to Paris."
-print("  position :", " ".join(f"{t:>2}" for t in range(len(text) - 1)))
-print("  input    :", " ".join(f"{c!s:>2}" for c in text[:-1]))
-print("  target   :", " ".join(f"{c!s:>2}" for c in text[1:]))
+print(ch.tr("  位置 :", "  position :"), " ".join(f"{t:>2}" for t in range(len(text) - 1)))
+print(ch.tr("  输入 :", "  input    :"), " ".join(f"{c!s:>2}" for c in text[:-1]))
+print(ch.tr("  目标 :", "  target   :"), " ".join(f"{c!s:>2}" for c in text[1:]))
 
-# %% [markdown]
+# %% [markdown] lang="zh"
+# 两种约定，同一个目标。Hugging Face 的 `GPT2LMHeadModel(labels=ids)` 接收 T 个词元，在内部完成
+# 错位；nanoGPT（以及我们训练器用的 `random_window_batches`）则截取 T + 1 个词元，交出**已经
+# 错好位**的目标。我们的 `GPT.forward(idx, targets)` 遵循 nanoGPT 的约定，`next_token_targets(ids)`
+# 则由一个普通序列生成错位后的目标（最后一个位置的下一个词元在窗口之外，记为 −100：忽略）。
+# 只错位一次——绝不能错两次。
+
+# %% [markdown] lang="en"
 # Two conventions, one objective. Hugging Face's `GPT2LMHeadModel(labels=ids)` takes the T tokens
 # and shifts inside; nanoGPT (and our trainer's `random_window_batches`) cuts T + 1 tokens and hands
 # over targets that are **already shifted**. Our `GPT.forward(idx, targets)` follows nanoGPT, and
 # `next_token_targets(ids)` makes the shifted targets from a plain sequence (the last position,
 # whose next token is outside the window, gets −100: ignored). Shift exactly once — never twice.
 
-# %% [markdown]
-# ### Exercise 9.1 — the causal-LM loss (因果语言模型损失)
+# %% [markdown] lang="zh"
+# ### 练习 9.1 — 因果语言模型损失
 #
-# **`causal_lm_loss_ex`** · ★★ · 2 分 points · 约 ~20 分钟 min
+# **`causal_lm_loss_ex`** · ★★ · 2 分 · 约 20 分钟
 #
-# **中文：** 因果语言模型损失：位置 t 预测第 t+1 个词，即用 logits[:, :-1] 与 idx[:, 1:] 计算交叉
+# **题目：** 因果语言模型损失：位置 t 预测第 t+1 个词，即用 logits[:, :-1] 与 idx[:, 1:] 计算交叉
 # 熵并取平均。
 #
-# **English:** The causal-LM loss: position t predicts token t+1, so compare logits[:, :-1] with
-# idx[:, 1:] by cross-entropy, averaged over all predicted positions.
-#
 # **提示：** 计算交叉熵之前把两者展平为 (B·(T−1), V) 和 (B·(T−1),)；只错开一次。
+#
+# **不可调用：** `model.next_token_loss`, `model.next_token_targets`,
+# `train.causal_lm_loss`（`python -m chapters.assign list`）
+#
+# 自查：`python -m chapters.assign check ch09`
+#
+# 实现 `causal_lm_loss_ex(logits, idx)`：`logits` (B, T, V) 是模型对词元 `idx` (B, T)（未错位）的
+# 输出。返回从位置 t 预测 `idx[:, t+1]` 的平均交叉熵，平均范围是有下一个词元的 B·(T − 1) 个位置。
+# 检查时会与 `F.cross_entropy` 对照，并与一个闭式解对照：若 logits 给正确的下一个词元多出 m 的
+# 间隔（margin），损失为 ln(1 + (V − 1)·e^(−m))。
+
+# %% [markdown] lang="en"
+# ### Exercise 9.1 — the causal-LM loss
+#
+# **`causal_lm_loss_ex`** · ★★ · 2 points · ~20 min
+#
+# **Task:** The causal-LM loss: position t predicts token t+1, so compare logits[:, :-1] with
+# idx[:, 1:] by cross-entropy, averaged over all predicted positions.
 #
 # **Hint:** Flatten both to (B·(T−1), V) and (B·(T−1),) before the cross-entropy; shift exactly
 # once.
 #
-# **不可调用 Not allowed:** `model.next_token_loss`, `model.next_token_targets`,
+# **Not allowed:** `model.next_token_loss`, `model.next_token_targets`,
 # `train.causal_lm_loss` (`python -m chapters.assign list`)
 #
-# 自查 Self-check: `python -m chapters.assign check ch09`
+# Self-check: `python -m chapters.assign check ch09`
 #
 # Write `causal_lm_loss_ex(logits, idx)`: `logits` (B, T, V) are the model's outputs for the
 # tokens `idx` (B, T) (not shifted). Return the mean cross-entropy of predicting `idx[:, t+1]` from
@@ -139,7 +200,10 @@ def check_causal_lm_loss_ex(impl):
 
 ch.verify(check_causal_lm_loss_ex, causal_lm_loss_ex)
 
-# %% [markdown]
+# %% [markdown] lang="zh"
+# 一个随机初始化的小 GPT，用三种方式计算损失——再把练习 9.1 作为第四种。
+
+# %% [markdown] lang="en"
 # A tiny random GPT, and the loss three ways — then exercise 9.1 as a fourth.
 
 # %%
@@ -153,17 +217,30 @@ with torch.no_grad():
 targets = next_token_targets(ids)
 ch.show("ids", ids, "(B, T+1)")
 ch.show("logits", logits, "(B, T+1, V)")
-ch.check("next_token_targets: targets[:, t] = ids[:, t+1], last position ignored",
+ch.check(ch.tr("next_token_targets：targets[:, t] = ids[:, t+1]，最后一个位置被忽略",
+               "next_token_targets: targets[:, t] = ids[:, t+1], last position ignored"),
          torch.equal(targets[:, :-1], ids[:, 1:]) and bool((targets[:, -1] == IGNORE_INDEX).all()))
-ch.check_close("model loss == F.cross_entropy(logits[:, :-1], ids[:, 1:]) (shift by hand)", loss_model, by_hand, atol=1e-6)
-ch.check_close("windows of T+1 (inputs chunk[:, :-1], labels chunk[:, 1:]) give the same loss",
+ch.check_close(ch.tr("模型的损失 == F.cross_entropy(logits[:, :-1], ids[:, 1:])（手工错位）",
+                     "model loss == F.cross_entropy(logits[:, :-1], ids[:, 1:]) (shift by hand)"), loss_model, by_hand, atol=1e-6)
+ch.check_close(ch.tr("长 T+1 的窗口（输入 chunk[:, :-1]，标签 chunk[:, 1:]）给出同样的损失",
+                     "windows of T+1 (inputs chunk[:, :-1], labels chunk[:, 1:]) give the same loss"),
                loss_windows, F.cross_entropy(tiny(ids[:, :-1])[0].reshape(-1, V), ids[:, 1:].reshape(-1)), atol=1e-6)
-ch.check_value("at initialisation the loss is ≈ ln|V| (a near-uniform guess)", float(loss_model),  # 3.90 ± 0.03 over seeds
+ch.check_value(ch.tr("初始化时损失 ≈ ln|V|（近乎均匀的猜测）", "at initialisation the loss is ≈ ln|V| (a near-uniform guess)"),
+               float(loss_model),  # 3.90 ± 0.03 over seeds
                low=math.log(V) - 0.2, high=math.log(V) + 0.2, detail=f"ln {V} = {math.log(V):.3f}")
-ch.check_close("exercise 9.1 == the model's own loss", causal_lm_loss_ex(logits, ids), loss_model, atol=1e-6)
+ch.check_close(ch.tr("练习 9.1 == 模型自己算出的损失", "exercise 9.1 == the model's own loss"),
+               causal_lm_loss_ex(logits, ids), loss_model, atol=1e-6)
 
-# %% [markdown]
-# ## 2. The causal mask (因果掩码)
+# %% [markdown] lang="zh"
+# ## 2. 因果掩码
+#
+# 预测 x_{t+1} 时不能看到 x_{t+1} 本身——否则模型会直接抄答案，损失降到零，却什么也没学到。
+# 因此每个注意力层都只让查询 i 看到 j ≤ i 的键：这是一个下三角的布尔掩码（True 表示可以关注）。
+# 由于每一层都遵守它，位置 t 的 logits 只取决于 x_0 … x_t。我们直接检验这一点：改动位置 t 之后
+# 的词元，再作比较。
+
+# %% [markdown] lang="en"
+# ## 2. The causal mask
 #
 # Predicting x_{t+1} must not look at x_{t+1} — otherwise the model would copy its answer and the
 # loss would drop to zero while it learns nothing. Each attention layer therefore lets query i see
@@ -171,27 +248,42 @@ ch.check_close("exercise 9.1 == the model's own loss", causal_lm_loss_ex(logits,
 # it, the logits at position t depend on x_0 … x_t alone. We test that directly: change the tokens
 # after position t and compare.
 
-# %% [markdown]
-# ### Exercise 9.2 — the causal mask
+# %% [markdown] lang="zh"
+# ### 练习 9.2 — 因果掩码
 #
-# **`causal_mask_ex`** · ★ · 1 分 point · 约 ~5 分钟 min
+# **`causal_mask_ex`** · ★ · 1 分 · 约 5 分钟
 #
-# **中文：** 构造 (T, T) 布尔因果掩码：当且仅当 j ≤ i 时，查询 i 可以看到键 j。
-#
-# **English:** Build the (T, T) boolean causal mask: query i may see key j exactly when j ≤ i.
+# **题目：** 构造 (T, T) 布尔因果掩码：当且仅当 j ≤ i 时，查询 i 可以看到键 j。
 #
 # **提示：** 用查询位置的列与键位置的行（torch.arange）比较，或者取下三角。
+#
+# **不可调用：** `attention.causal_mask`,
+# `nn.Transformer.generate_square_subsequent_mask`（`python -m chapters.assign list`）
+#
+# 自查：`python -m chapters.assign check ch09`
+#
+# 实现 `causal_mask_ex(T)`：返回一个 (T, T) 的**布尔**张量，查询 i 可以关注键 j 的地方为 True，
+# 即 j ≤ i（也就是含对角线的下三角）。检查时会与 `torch.tril` 以及
+# `F.scaled_dot_product_attention(is_causal=True)` 的结果对照。
+
+# %% [markdown] lang="en"
+# ### Exercise 9.2 — the causal mask
+#
+# **`causal_mask_ex`** · ★ · 1 point · ~5 min
+#
+# **Task:** Build the (T, T) boolean causal mask: query i may see key j exactly when j ≤ i.
 #
 # **Hint:** Compare a column of query positions with a row of key positions (torch.arange), or
 # take a lower triangle.
 #
-# **不可调用 Not allowed:** `attention.causal_mask`,
+# **Not allowed:** `attention.causal_mask`,
 # `nn.Transformer.generate_square_subsequent_mask` (`python -m chapters.assign list`)
 #
-# 自查 Self-check: `python -m chapters.assign check ch09`
+# Self-check: `python -m chapters.assign check ch09`
 #
 # Write `causal_mask_ex(T)`: a (T, T) **boolean** tensor, True where query i may attend to key j,
-# i.e. j ≤ i. Checked against `torch.tril` and against `F.scaled_dot_product_attention(is_causal=True)`.
+# i.e. j ≤ i (the lower triangle, diagonal included). Checked against `torch.tril` and against
+# `F.scaled_dot_product_attention(is_causal=True)`.
 
 # %%
 def causal_mask_ex(T):
@@ -239,7 +331,7 @@ ch.verify(check_causal_mask_ex, causal_mask_ex)
 from minitransformer.attention import causal_mask  # the library's version (exercise 9.2)
 
 print("  causal_mask(6):\n" + "\n".join("    " + " ".join(str(int(b)) for b in row) for row in causal_mask(6)))
-ch.check("causal_mask(T) is the lower triangle (diagonal included)",
+ch.check(ch.tr("causal_mask(T) 是下三角（含对角线）", "causal_mask(T) is the lower triangle (diagonal included)"),
          torch.equal(causal_mask(T), torch.ones(T, T, dtype=torch.bool).tril()))
 x = ids[:, :T]
 cut = 7
@@ -247,13 +339,28 @@ x_changed = x.clone()
 x_changed[:, cut:] = (x[:, cut:] + 1 + torch.randint(0, V - 1, x[:, cut:].shape)) % V  # every later token differs
 with torch.no_grad():
     before, after = tiny(x)[0], tiny(x_changed)[0]  # (B, T, V)
-ch.check_close(f"changing tokens {cut}… leaves the logits at positions 0…{cut - 1} unchanged",
+ch.check_close(ch.tr(f"改动第 {cut} 个及之后的词元，位置 0…{cut - 1} 的 logits 不变",
+                     f"changing tokens {cut}… leaves the logits at positions 0…{cut - 1} unchanged"),
                after[:, :cut], before[:, :cut], atol=1e-5)
 moved = float((after[:, cut:] - before[:, cut:]).abs().amax(-1).min())
-ch.check_value(f"… and changes the logits at every position ≥ {cut} (smallest change)", moved, low=1e-3)
+ch.check_value(ch.tr(f"……而每个 ≥ {cut} 的位置的 logits 都会变（最小变化量）", f"… and changes the logits at every position ≥ {cut} (smallest change)"),
+               moved, low=1e-3)
 
-# %% [markdown]
-# ## 3. Pretraining on the bundled corpus (在无标签文本上预训练)
+# %% [markdown] lang="zh"
+# ## 3. 在自带语料（无标签文本）上预训练
+#
+# 数据：`data/world_en.txt` 和 `data/world_zh.txt`，即自带的双语玩具世界（故事和评论，每行一句）。
+# 与 nanoGPT 的做法一样，每个文件的前 90% 用于训练，后 10% 用于验证。分词器是 1000 个子词的
+# sentencepiece BPE，在两个训练部分上学得：常见的英文单词成为一个子词（`▁Paris`），常见的中文
+# 字串也是（`坐火车去了`），`[UNK]` 和 `<|endoftext|>` 的 id 分别是 0 和 1。因此下面的困惑度都是
+# *按 BPE 词元*计算的。
+#
+# 模型：2 个前置层归一化的层、4 个头、宽度 96、窗口长 64 个词元。训练循环：
+# `minitransformer.trainer.Trainer`（AdamW、预热 + 余弦学习率调度、梯度裁剪），数据来自
+# `random_window_batches`，它截取 T + 1 个词元，返回 §1 中所说的错位标签。
+
+# %% [markdown] lang="en"
+# ## 3. Pretraining on the bundled corpus
 #
 # The data: `data/world_en.txt` and `data/world_zh.txt`, the bundled bilingual toy world
 # (stories and reviews, one sentence per line). As nanoGPT does, the first 90% of each file
@@ -273,9 +380,9 @@ if ch.fast:  # a small slice of each part: --fast only tests the code
 tok = SentencePieceTokenizer.train([train for train, _ in parts], 1000, "bpe", specials=GPT_SPECIALS)
 train_ids = encode_documents(tok, [train for train, _ in parts])  # 1-D stream, files joined by <|endoftext|>
 val_ids = encode_documents(tok, [val for _, val in parts])
-ch.show("train_ids", train_ids, "1-D stream")
-ch.show("val_ids", val_ids, "the last 10% of each file")
-print(f"  |V| = {tok.vocab_size} pieces")
+ch.show("train_ids", train_ids, ch.tr("一维词元流", "1-D stream"))
+ch.show("val_ids", val_ids, ch.tr("每个文件的最后 10%", "the last 10% of each file"))
+print(ch.tr(f"  |V| = {tok.vocab_size} 个子词", f"  |V| = {tok.vocab_size} pieces"))
 for sentence in ("Anna went to Tokyo by train.", "安娜坐火车去了东京。"):
     print(f"  {sentence!r} → {tok.tokenize(sentence)}")
 
@@ -291,14 +398,20 @@ train_config = TrainConfig(
 )
 get_batch = by_split(train=random_window_batches(train_ids, BLOCK, BATCH, seed=ch.seed_for(0)),
                      val=random_window_batches(val_ids, BLOCK, BATCH, seed=ch.seed_for(0)))
-print(f"  {model.num_parameters():,} parameters; {steps} steps of {BATCH}×{BLOCK} tokens")
+print(ch.tr(f"  {model.num_parameters():,} 个参数；训练 {steps} 步，每步 {BATCH}×{BLOCK} 个词元",
+            f"  {model.num_parameters():,} parameters; {steps} steps of {BATCH}×{BLOCK} tokens"))
 t0 = time.perf_counter()
 trainer = Trainer(model, train_config, get_batch, loss_fn=causal_lm_loss)
 history = trainer.fit()
-print(f"  trained in {time.perf_counter() - t0:.1f} s")
+print(ch.tr(f"  训练用时 {time.perf_counter() - t0:.1f} s", f"  trained in {time.perf_counter() - t0:.1f} s"))
 
-# %% [markdown]
-# **Perplexity** (困惑度) is exp(loss): the number of equally likely choices the model is as
+# %% [markdown] lang="zh"
+# **困惑度**（perplexity）就是 exp(loss)：模型的不确定程度，相当于在多少个等可能的选项之间
+# 猜测。两个基线都有闭式解：在词表上均匀猜测，损失为 ln|V|，困惑度为 |V|；**一元模型**（unigram，
+# 只用训练文本中的词元频率，完全不看上下文）的困惑度为 exp(−mean log p(x))。
+
+# %% [markdown] lang="en"
+# **Perplexity** is exp(loss): the number of equally likely choices the model is as
 # uncertain as. Two baselines, both closed forms: a uniform guess over the vocabulary has loss
 # ln|V| and perplexity |V|; a **unigram** model (token frequencies of the training text, no
 # context at all) has perplexity exp(−mean log p(x)).
@@ -310,14 +423,20 @@ val_loss = val_rows[-1]["loss"]
 ppl = perplexity(val_loss)
 counts = torch.bincount(train_ids, minlength=tok.vocab_size).double() + 1.0  # add-one smoothing
 unigram_ppl = perplexity(-float(torch.log(counts / counts.sum())[val_ids].mean()))
-print(f"  validation loss {val_rows[0]['loss']:.3f} → {val_loss:.3f} nats per token")
-print(f"  perplexity: model {ppl:.2f}   unigram {unigram_ppl:.1f}   uniform |V| = {tok.vocab_size}")
-ch.check("trainer's perplexity == exp(val loss)", abs(val_rows[-1]["perplexity"] - math.exp(val_loss)) < 1e-9 * ppl)
-ch.check_value("perplexity at step 0 ≈ |V| (the uniform guess): perplexity / |V|", val_rows[0]["perplexity"] / tok.vocab_size,
+print(ch.tr(f"  验证损失 {val_rows[0]['loss']:.3f} → {val_loss:.3f} 奈特/词元",
+            f"  validation loss {val_rows[0]['loss']:.3f} → {val_loss:.3f} nats per token"))
+print(ch.tr(f"  困惑度：模型 {ppl:.2f}   一元模型 {unigram_ppl:.1f}   均匀分布 |V| = {tok.vocab_size}",
+            f"  perplexity: model {ppl:.2f}   unigram {unigram_ppl:.1f}   uniform |V| = {tok.vocab_size}"))
+ch.check(ch.tr("训练器报告的困惑度 == exp(验证损失)", "trainer's perplexity == exp(val loss)"),
+         abs(val_rows[-1]["perplexity"] - math.exp(val_loss)) < 1e-9 * ppl)
+ch.check_value(ch.tr("第 0 步的困惑度 ≈ |V|（均匀猜测）：困惑度 / |V|", "perplexity at step 0 ≈ |V| (the uniform guess): perplexity / |V|"),
+               val_rows[0]["perplexity"] / tok.vocab_size,
                low=0.9, high=1.1, detail=f"{val_rows[0]['perplexity']:.1f} vs {tok.vocab_size}")
-ch.check_value("trained perplexity is below the uniform baseline |V|", ppl, high=tok.vocab_size)
+ch.check_value(ch.tr("训练后的困惑度低于均匀分布基线 |V|", "trained perplexity is below the uniform baseline |V|"),
+               ppl, high=tok.vocab_size)
 if not ch.fast:
-    ch.check_value("… and well below the unigram baseline (the model uses the context): perplexity / unigram perplexity",
+    ch.check_value(ch.tr("……而且远低于一元模型基线（模型用上了上下文）：困惑度 / 一元模型困惑度",
+                         "… and well below the unigram baseline (the model uses the context): perplexity / unigram perplexity"),
                    ppl / unigram_ppl, high=1 / 3, detail=f"{ppl:.2f} vs {unigram_ppl:.1f}")
 
 # shifting twice — predicting x_{t+2} from x_0..x_t — is the bug §1 warned about; measured on validation windows
@@ -327,25 +446,47 @@ with torch.no_grad():
     _, right = model(batch["input_ids"], batch["labels"])
     _, twice = model(batch["input_ids"][:, :-1], batch["labels"][:, 1:])  # targets two ahead
     _, none = model(batch["input_ids"], batch["input_ids"])  # "predict the current token"
-print(f"  loss with targets shifted once {float(right):.3f}, twice {float(twice):.3f}, not at all {float(none):.3f}")
+print(ch.tr(f"  目标错位一次的损失 {float(right):.3f}，错位两次 {float(twice):.3f}，不错位 {float(none):.3f}",
+            f"  loss with targets shifted once {float(right):.3f}, twice {float(twice):.3f}, not at all {float(none):.3f}"))
 if not ch.fast:  # after a few steps (--fast) the model knows little more than token frequencies
-    ch.check_value("the model has learned the next token: shifting the targets twice costs much more (extra nats)",
-                   float(twice) - float(right), low=1.0, detail=f"{float(right):.2f} vs {float(twice):.2f} nats")
-    ch.check_value("… and so does not shifting them at all (extra nats)",
-                   float(none) - float(right), low=1.0, detail=f"{float(right):.2f} vs {float(none):.2f} nats")
+    ch.check_value(ch.tr("模型学会了预测下一个词元：把目标错位两次，损失会高得多（多出的奈特数）",
+                         "the model has learned the next token: shifting the targets twice costs much more (extra nats)"),
+                   float(twice) - float(right), low=1.0,
+                   detail=ch.tr(f"{float(right):.2f} vs {float(twice):.2f} 奈特", f"{float(right):.2f} vs {float(twice):.2f} nats"))
+    ch.check_value(ch.tr("……完全不错位也是如此（多出的奈特数）", "… and so does not shifting them at all (extra nats)"),
+                   float(none) - float(right), low=1.0,
+                   detail=ch.tr(f"{float(right):.2f} vs {float(none):.2f} 奈特", f"{float(right):.2f} vs {float(none):.2f} nats"))
 
 fig, ax = plt.subplots(figsize=(7, 3.8))
-ax.plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows], label="train (mean of each log interval)")
-ax.plot([r["step"] for r in val_rows], [r["loss"] for r in val_rows], "o-", label="validation")
-ax.axhline(math.log(tok.vocab_size), color="k", ls="--", lw=1, label=f"uniform: ln |V| = ln {tok.vocab_size}")
-ax.axhline(math.log(unigram_ppl), color="gray", ls=":", lw=1.5, label="unigram (token frequencies)")
-ax.set(xlabel="optimizer step", ylabel="cross-entropy (nats per token)",
-       title=f"GPT pretraining, BPE tokens; val perplexity {ppl:.2f}")
+ax.plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows],
+        label=ch.tr("训练（每个记录区间的均值）", "train (mean of each log interval)"))
+ax.plot([r["step"] for r in val_rows], [r["loss"] for r in val_rows], "o-", label=ch.tr("验证", "validation"))
+ax.axhline(math.log(tok.vocab_size), color="k", ls="--", lw=1,
+           label=ch.tr(f"均匀分布：ln |V| = ln {tok.vocab_size}", f"uniform: ln |V| = ln {tok.vocab_size}"))
+ax.axhline(math.log(unigram_ppl), color="gray", ls=":", lw=1.5, label=ch.tr("一元模型（词元频率）", "unigram (token frequencies)"))
+ax.set(xlabel=ch.tr("优化器步数", "optimizer step"), ylabel=ch.tr("交叉熵（奈特/词元）", "cross-entropy (nats per token)"),
+       title=ch.tr(f"GPT 预训练，BPE 词元；验证集困惑度 {ppl:.2f}", f"GPT pretraining, BPE tokens; val perplexity {ppl:.2f}"))
 ax.legend(fontsize=8)
 ch.savefig(fig, "pretraining_loss")
 
-# %% [markdown]
-# ## 4. Decoding: greedy, temperature, top-k, top-p (解码策略)
+# %% [markdown] lang="zh"
+# ## 4. 解码策略：贪心、温度、top-k、top-p
+#
+# 模型给出的是下一个词元的概率分布；生成文本就是从中挑一个词元，接到后面，如此重复。常用的
+# 几个旋钮都作用在最后一个位置的 logits z 上：
+#
+# * **贪心解码**——取 argmax z。结果是确定的，但容易陷入循环；
+# * **温度** τ——从 softmax(z / τ) 中采样：τ < 1 使分布更尖锐，τ > 1 使分布更平坦，τ → 0 即为贪心；
+# * **top-k**——只保留最大的 k 个 logits，其余置为 −∞，再重新归一化；
+# * **top-p（核采样）**——把概率从大到小排好 π₁ ≥ π₂ ≥ …，保留总和 ≥ p 的*最短*前缀。一个词元
+#   被保留的条件是它**之前**的累计概率仍 < p，所以越过 p 的那个词元也会保留，而概率最高的词元
+#   总会保留。
+#
+# 两者同时使用时，先做 top-k，再对剩下的、重新归一化后的词元做 top-p（`minigpt` 和 Hugging Face
+# 都是这样做的）。
+
+# %% [markdown] lang="en"
+# ## 4. Decoding: greedy, temperature, top-k, top-p
 #
 # The model gives a distribution over the next token; generating text means picking one, appending
 # it, and repeating. The usual knobs, applied to the last position's logits z:
@@ -360,28 +501,43 @@ ch.savefig(fig, "pretraining_loss")
 # With both, top-k comes first and top-p works on the renormalised survivors (as `minigpt` and
 # Hugging Face do).
 
-# %% [markdown]
-# ### Exercise 9.3 — top-k and top-p filtering
+# %% [markdown] lang="zh"
+# ### 练习 9.3 — top-k 与 top-p 过滤
 #
-# **`top_k_top_p_ex`** · ★★ · 2 分 points · 约 ~25 分钟 min
+# **`top_k_top_p_ex`** · ★★ · 2 分 · 约 25 分钟
 #
-# **中文：** 为采样过滤 logits：先保留最大的 k 个（top-k），再保留概率累计达到 p 的最小高概率集合
+# **题目：** 为采样过滤 logits：先保留最大的 k 个（top-k），再保留概率累计达到 p 的最小高概率集合
 # （top-p，始终保留最高的那个）；其余置为 -inf。
-#
-# **English:** Filter logits for sampling: keep the k largest (top-k), then the smallest set of
-# most probable tokens whose probability reaches p (top-p, always keeping the top token); -inf
-# elsewhere.
 #
 # **提示：** 做 top-p 时先降序排序再 softmax；若某个词之前的累计概率已达到 p 就丢掉它；再把结果
 # scatter 回原来的顺序。
 #
+# **不可调用：** `generate.top_k_filter`, `generate.top_p_filter`
+# （`python -m chapters.assign list`）
+#
+# 自查：`python -m chapters.assign check ch09`
+#
+# 实现 `top_k_top_p_ex(logits, top_k=None, top_p=None)`：logits (..., V) → 同样的 logits，但在保留
+# 集合之外为 −∞（保留下来的 logits 值不变，输入不被修改）。参数为 `None` 时跳过相应的过滤；两者
+# 都给出时，先做 top-k，再对重新归一化后剩下的词元做 top-p。检查函数使用的几个分布，其保留集合
+# 都是手工算出来的。
+
+# %% [markdown] lang="en"
+# ### Exercise 9.3 — top-k and top-p filtering
+#
+# **`top_k_top_p_ex`** · ★★ · 2 points · ~25 min
+#
+# **Task:** Filter logits for sampling: keep the k largest (top-k), then the smallest set of
+# most probable tokens whose probability reaches p (top-p, always keeping the top token); -inf
+# elsewhere.
+#
 # **Hint:** For top-p, sort descending, softmax, and drop a token when the mass *before* it
 # already reaches p; scatter the decision back to the original order.
 #
-# **不可调用 Not allowed:** `generate.top_k_filter`, `generate.top_p_filter`
+# **Not allowed:** `generate.top_k_filter`, `generate.top_p_filter`
 # (`python -m chapters.assign list`)
 #
-# 自查 Self-check: `python -m chapters.assign check ch09`
+# Self-check: `python -m chapters.assign check ch09`
 #
 # Write `top_k_top_p_ex(logits, top_k=None, top_p=None)`: logits (..., V) → the same logits with
 # −∞ outside the kept set (kept logits unchanged, the input not modified). `None` skips a filter;
@@ -462,7 +618,8 @@ zz = torch.randn(4, 100) * 3
 for k_, p_ in [(10, None), (None, 0.8), (20, 0.9)]:
     lib = zz if k_ is None else top_k_filter(zz, k_)
     lib = lib if p_ is None else top_p_filter(lib, p_)
-    ch.check(f"exercise == minigpt's top_k_filter → top_p_filter (k={k_}, p={p_})",
+    ch.check(ch.tr(f"练习 == minigpt 的 top_k_filter → top_p_filter（k={k_}，p={p_}）",
+                   f"exercise == minigpt's top_k_filter → top_p_filter (k={k_}, p={p_})"),
              torch.equal(top_k_top_p_ex(zz, k_, p_), lib))
 
 prompt = "One day, Anna went to"
@@ -471,19 +628,24 @@ with torch.no_grad():
     z = model(p_ids)[0][0, -1]  # (V,) logits for the next token
 probs = torch.softmax(z, -1)
 top = probs.topk(8)
-print(f"  after {prompt!r} the model expects: " + ", ".join(f"{tok.id_to_token(int(i))!r} {float(p):.2f}" for p, i in zip(*top)))
+print(ch.tr(f"  在 {prompt!r} 之后，模型预期：", f"  after {prompt!r} the model expects: ")
+      + ", ".join(f"{tok.id_to_token(int(i))!r} {float(p):.2f}" for p, i in zip(*top)))
 temps = [0.5, 1.0, 2.0]
 ent = [float(-(torch.softmax(z / tt, -1) * torch.log_softmax(z / tt, -1)).sum()) for tt in temps]
-ch.check("higher temperature, higher entropy", ent[0] < ent[1] < ent[2], " < ".join(f"{e:.2f}" for e in ent) + " nats")
-ch.check("τ → 0 puts all the mass on the argmax (greedy)", float(torch.softmax(z / 1e-3, -1).max()) > 0.999)
+ch.check(ch.tr("温度越高，熵越大", "higher temperature, higher entropy"), ent[0] < ent[1] < ent[2],
+         " < ".join(f"{e:.2f}" for e in ent) + ch.tr(" 奈特", " nats"))
+ch.check(ch.tr("τ → 0 时全部概率集中在 argmax 上（贪心）", "τ → 0 puts all the mass on the argmax (greedy)"),
+         float(torch.softmax(z / 1e-3, -1).max()) > 0.999)
 kept_k = torch.isfinite(top_k_filter(z, 5))
-ch.check("top_k_filter(z, 5) keeps exactly the 5 largest", int(kept_k.sum()) == 5 and bool(kept_k[z.topk(5).indices].all()))
+ch.check(ch.tr("top_k_filter(z, 5) 恰好保留最大的 5 个", "top_k_filter(z, 5) keeps exactly the 5 largest"),
+         int(kept_k.sum()) == 5 and bool(kept_k[z.topk(5).indices].all()))
 kept_p = torch.isfinite(top_p_filter(z, 0.9))
 n_p = int(kept_p.sum())
 sorted_p = probs.sort(descending=True).values
-ch.check("top_p_filter(z, 0.9) keeps the smallest prefix with mass ≥ 0.9",
+ch.check(ch.tr("top_p_filter(z, 0.9) 保留概率和 ≥ 0.9 的最短前缀", "top_p_filter(z, 0.9) keeps the smallest prefix with mass ≥ 0.9"),
          float(sorted_p[:n_p].sum()) >= 0.9 - 1e-6 and float(sorted_p[: n_p - 1].sum()) < 0.9 + 1e-6,  # float32 sums
-         f"{n_p} tokens, mass {float(sorted_p[:n_p].sum()):.3f} (without the last: {float(sorted_p[:n_p - 1].sum()):.3f})")
+         ch.tr(f"{n_p} 个词元，概率和 {float(sorted_p[:n_p].sum()):.3f}（去掉最后一个：{float(sorted_p[:n_p - 1].sum()):.3f}）",
+               f"{n_p} tokens, mass {float(sorted_p[:n_p].sum()):.3f} (without the last: {float(sorted_p[:n_p - 1].sum()):.3f})"))
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 order = probs.argsort(descending=True)[:20]
@@ -492,18 +654,25 @@ labels = [p if all(c.isascii() or c == "␣" for c in p) else f"#{int(i)}" for p
 for k, tt in enumerate(temps):
     axes[0].bar([i + (k - 1) * 0.27 for i in range(20)], torch.softmax(z / tt, -1)[order], width=0.27, label=f"τ = {tt}")
 axes[0].set_xticks(range(20), labels, rotation=60, fontsize=8)
-axes[0].set(title=f"next token after {prompt!r}", ylabel="probability")
+axes[0].set(title=ch.tr(f"{prompt!r} 之后的下一个词元", f"next token after {prompt!r}"), ylabel=ch.tr("概率", "probability"))
 axes[0].legend()
 cum = torch.cumsum(sorted_p, 0)[:40]
-axes[1].step(range(1, 41), cum, where="mid", label="cumulative probability (sorted)")
+axes[1].step(range(1, 41), cum, where="mid", label=ch.tr("累计概率（已排序）", "cumulative probability (sorted)"))
 axes[1].axhline(0.9, color="C1", ls="--", lw=1, label="top-p = 0.9")
 axes[1].axvline(n_p, color="C1", lw=1)
 axes[1].axvline(5, color="C2", ls=":", lw=1.5, label="top-k = 5")
-axes[1].set(xlabel="tokens kept (most probable first)", ylim=(0, 1.02), title=f"nucleus p = 0.9 keeps {n_p} tokens")
+axes[1].set(xlabel=ch.tr("保留的词元数（概率从高到低）", "tokens kept (most probable first)"), ylim=(0, 1.02),
+            title=ch.tr(f"核采样 p = 0.9 保留 {n_p} 个词元", f"nucleus p = 0.9 keeps {n_p} tokens"))
 axes[1].legend(fontsize=8)
 ch.savefig(fig, "sampling_distributions")
 
-# %% [markdown]
+# %% [markdown] lang="zh"
+# 下面是从相同提示（prompt）出发生成的样本，并排放在一起（设定了随机种子，所以可以复现）。贪心
+# 解码只给出一个固定的字符串，而且很容易陷入循环（一个空行接一个空行）。采样的结果各不相同；在
+# τ = 1.5 时，不太可能的长尾得到了足够的概率，于是会出现残缺的单词，以及说到一半换了语言的句子
+# （两种语言共用一个词表和同一段上下文）。top-k 和 top-p 在保留多样性的同时切掉了这条长尾。
+
+# %% [markdown] lang="en"
 # Now the samples, side by side, from the same prompts (seeded, so they repeat). Greedy is one
 # fixed string and easily falls into a loop (blank line after blank line). Sampling varies; at
 # τ = 1.5 the unlikely tail gets enough mass to produce broken words and sentences that switch
@@ -512,11 +681,12 @@ ch.savefig(fig, "sampling_distributions")
 
 # %%
 N_NEW = ch.steps(32, 8)
-settings = [("greedy", dict(greedy=True)), ("τ = 0.7", dict(temperature=0.7)), ("τ = 1.0", dict(temperature=1.0)),
+settings = [(ch.tr("贪心", "greedy"),
+             dict(greedy=True)), ("τ = 0.7", dict(temperature=0.7)), ("τ = 1.0", dict(temperature=1.0)),
             ("τ = 1.5", dict(temperature=1.5)), ("top-k = 5", dict(top_k=5)), ("top-p = 0.9", dict(top_p=0.9))]
 for text_prompt in ["Anna went to", "安娜"]:
     x0 = torch.tensor([tok.encode(text_prompt)])
-    print(f"\n  prompt {text_prompt!r}, {N_NEW} new tokens (⏎ = newline):")
+    print(ch.tr(f"\n  提示 {text_prompt!r}，生成 {N_NEW} 个新词元（⏎ = 换行）：", f"\n  prompt {text_prompt!r}, {N_NEW} new tokens (⏎ = newline):"))
     for name, kw in settings:
         out = model.generate(x0, N_NEW, generator=torch.Generator().manual_seed(ch.seed_for(1)), **kw)
         print(f"  {name:>12} | {tok.decode(out[0].tolist()).replace(chr(10), '⏎')}")  # prompt + continuation
@@ -527,15 +697,32 @@ manual = x0
 with torch.no_grad():
     for _ in range(20):  # greedy by hand: argmax of the last logits, append, repeat
         manual = torch.cat([manual, model(manual)[0][:, -1:].argmax(-1)], dim=1)
-ch.check("generate(greedy=True) == argmax, append, repeat (by hand)", torch.equal(greedy, manual))
-ch.check("top_k = 1 sampling == greedy",
+ch.check(ch.tr("generate(greedy=True) == 取 argmax、接上、重复（手写）", "generate(greedy=True) == argmax, append, repeat (by hand)"),
+         torch.equal(greedy, manual))
+ch.check(ch.tr("top_k = 1 的采样 == 贪心", "top_k = 1 sampling == greedy"),
          torch.equal(model.generate(x0, 20, top_k=1, generator=torch.Generator().manual_seed(ch.seed_for(5))), greedy))
 s1 = model.generate(x0, 20, temperature=1.0, generator=torch.Generator().manual_seed(ch.seed_for(3)))
 s2 = model.generate(x0, 20, temperature=1.0, generator=torch.Generator().manual_seed(ch.seed_for(3)))
-ch.check("a seeded generator makes sampling repeat exactly", torch.equal(s1, s2))
+ch.check(ch.tr("设定了种子的生成器使采样完全可复现", "a seeded generator makes sampling repeat exactly"), torch.equal(s1, s2))
 
-# %% [markdown]
-# ## 5. The KV cache (键值缓存)
+# %% [markdown] lang="zh"
+# ## 5. KV 缓存
+#
+# 生成第 t + 1 个词元只需要最后一个位置的 logits。它的查询要关注**所有**之前词元的键和值——但
+# 多亏了因果掩码，这些键和值一旦算出就不会再变（后面的词元影响不了前面的词元；见 §2）。所以每一
+# 层都可以把它们存起来：
+#
+#     第 1 步（预填充，prefill）：运行整个提示，保存每一层的 K、V     (B, H, T_prompt, hs)
+#     第 n 步：只运行最新的词元；追加它的 k、v；关注已保存的键和值
+#
+# 这样每一步只需让一个词元穿过模型，而不是整个前缀。代价是内存：每个序列需要
+# 2（K 和 V）× L 层 × T 个词元 × C 个数——对 GPT-2 small（L = 12，C = 768），T = 1024、float32 时，
+# 每个序列为 2·12·1024·768·4 字节 = 75.5 MB。
+#
+# 首先验证：把词元分段送入、经过缓存得到的 logits，与一次完整前向计算的结果相同。
+
+# %% [markdown] lang="en"
+# ## 5. The KV cache
 #
 # Generating token t + 1 needs the last position's logits only. Its query attends to the keys and
 # values of **all** earlier tokens — but thanks to the causal mask those never change once
@@ -559,42 +746,65 @@ with torch.no_grad():
     pieces = [model(xs[:, :PREFILL], caches=caches)[0]]  # prefill: the first tokens in one pass
     for t in range(PREFILL, xs.size(1)):
         pieces.append(model(xs[:, t : t + 1], caches=caches)[0])  # then one token at a time
-ch.check_close(f"prefill {PREFILL} tokens, then {xs.size(1) - PREFILL} one at a time through the KV cache == one full forward pass",
+ch.check_close(ch.tr(f"先预填充 {PREFILL} 个词元，再经 KV 缓存逐个送入 {xs.size(1) - PREFILL} 个 == 一次完整的前向计算",
+                     f"prefill {PREFILL} tokens, then {xs.size(1) - PREFILL} one at a time through the KV cache == one full forward pass"),
                torch.cat(pieces, dim=1), full, atol=1e-5)
 n_cached = sum(c.k.numel() + c.v.numel() for c in caches)
-ch.check("cache size = 2 · L · B · T · C numbers", n_cached == 2 * config.n_layer * 1 * xs.size(1) * config.n_embd,
+ch.check(ch.tr("缓存大小 = 2 · L · B · T · C 个数", "cache size = 2 · L · B · T · C numbers"),
+         n_cached == 2 * config.n_layer * 1 * xs.size(1) * config.n_embd,
          f"{n_cached} = 2·{config.n_layer}·1·{xs.size(1)}·{config.n_embd}")
-ch.check("GPT-2 small at T = 1024: 2·12·1024·768·4 bytes ≈ 75.5 MB per sequence (float32)",
+ch.check(ch.tr("GPT-2 small 在 T = 1024 时：每个序列 2·12·1024·768·4 字节 ≈ 75.5 MB（float32）",
+               "GPT-2 small at T = 1024: 2·12·1024·768·4 bytes ≈ 75.5 MB per sequence (float32)"),
          abs(2 * 12 * 1024 * 768 * 4 / 1e6 - 75.5) < 0.05)
 
-for name, kw in [("greedy", dict(greedy=True)), ("seeded sampling (τ = 1, top-p = 0.95)", dict(top_p=0.95))]:
+for name, kw in [(ch.tr("贪心解码", "greedy"), dict(greedy=True)),
+                 (ch.tr("设定种子的采样（τ = 1，top-p = 0.95）", "seeded sampling (τ = 1, top-p = 0.95)"), dict(top_p=0.95))]:
     a = model.generate(x0, ch.steps(40, 16), use_cache=True, generator=torch.Generator().manual_seed(ch.seed_for(7)), **kw)
     b = model.generate(x0, ch.steps(40, 16), use_cache=False, generator=torch.Generator().manual_seed(ch.seed_for(7)), **kw)
-    ch.check(f"{name}: with the KV cache == recomputing the prefix (same tokens)", torch.equal(a, b))
+    ch.check(ch.tr(f"{name}：用 KV 缓存 == 重新计算前缀（词元相同）", f"{name}: with the KV cache == recomputing the prefix (same tokens)"),
+             torch.equal(a, b))
 
-# %% [markdown]
-# ### Exercise 9.4 — one step with a KV cache
+# %% [markdown] lang="zh"
+# ### 练习 9.4 — 带 KV 缓存的一步
 #
-# **`kv_cache_step_ex`** · ★★★ · 2 分 points · 约 ~25 分钟 min
+# **`kv_cache_step_ex`** · ★★★ · 2 分 · 约 25 分钟
 #
-# **中文：** 带 KV 缓存的一步生成：把新的键和值追加进缓存，再让新查询对所有已缓存位置做因果注意力
+# **题目：** 带 KV 缓存的一步生成：把新的键和值追加进缓存，再让新查询对所有已缓存位置做因果注意力
 # （与序列末尾对齐）；返回输出和扩展后的缓存。
-#
-# **English:** One generation step with a KV cache: append the new keys and values, then attend
-# from the new queries to every cached position (causal, aligned to the end). Return the output
-# and the grown cache.
 #
 # **提示：** 第 i 个新查询的绝对位置是 T_past + i，所以它能看到 j ≤ T_past + i 的键：把因果三角按
 # 缓存长度平移。
 #
+# **不可调用：** `attention.KVCache`, `attention.causal_mask`, `attention.merge_masks`,
+# `attention.scaled_dot_product_attention`, `attention.sdpa_fast`
+# （`python -m chapters.assign list`）
+#
+# 自查：`python -m chapters.assign check ch09`
+#
+# 为一组注意力头实现 `kv_cache_step_ex(q_new, k_new, v_new, cache_k, cache_v)`：`q_new, k_new,
+# v_new` (B, H, T_new, hs) 属于最新的 T_new 个词元，`cache_k, cache_v` (B, H, T_past, hs) 属于之前
+# 的词元（第一步之前为 `None`）。返回 `(out, cache_k, cache_v)`：新词元的因果注意力输出
+# (B, H, T_new, hs)，以及追加了新键和新值的缓存。新词元 i（在新词元中从 0 开始编号）可以看到
+# j ≤ T_past + i 的键——当 T_new > 1 且缓存非空时尤其要注意这一点。检查函数把一个序列分块送入，
+# 并与在整个序列上调用 `F.scaled_dot_product_attention(is_causal=True)` 的结果比较。
+
+# %% [markdown] lang="en"
+# ### Exercise 9.4 — one step with a KV cache
+#
+# **`kv_cache_step_ex`** · ★★★ · 2 points · ~25 min
+#
+# **Task:** One generation step with a KV cache: append the new keys and values, then attend
+# from the new queries to every cached position (causal, aligned to the end). Return the output
+# and the grown cache.
+#
 # **Hint:** New query i sits at absolute position T_past + i, so it may see keys j ≤ T_past + i:
 # shift the causal triangle by the cache length.
 #
-# **不可调用 Not allowed:** `attention.KVCache`, `attention.causal_mask`, `attention.merge_masks`,
+# **Not allowed:** `attention.KVCache`, `attention.causal_mask`, `attention.merge_masks`,
 # `attention.scaled_dot_product_attention`, `attention.sdpa_fast`
 # (`python -m chapters.assign list`)
 #
-# 自查 Self-check: `python -m chapters.assign check ch09`
+# Self-check: `python -m chapters.assign check ch09`
 #
 # Write `kv_cache_step_ex(q_new, k_new, v_new, cache_k, cache_v)` for one attention head group:
 # `q_new, k_new, v_new` (B, H, T_new, hs) belong to the T_new newest tokens, `cache_k, cache_v`
@@ -670,9 +880,17 @@ _, ck, cv = kv_cache_step_ex(torch.randn(1, 2, 3, 4), k1, v1, None, None)
 _, ck, cv = kv_cache_step_ex(torch.randn(1, 2, 1, 4), k2, v2, ck, cv)
 lib_cache.update(k1, v1)
 lib_k, lib_v = lib_cache.update(k2, v2)
-ch.check("exercise cache == minitransformer.attention.KVCache after two updates", torch.equal(ck, lib_k) and torch.equal(cv, lib_v))
+ch.check(ch.tr("两次更新后，练习的缓存 == minitransformer.attention.KVCache",
+               "exercise cache == minitransformer.attention.KVCache after two updates"),
+         torch.equal(ck, lib_k) and torch.equal(cv, lib_v))
 
-# %% [markdown]
+# %% [markdown] lang="zh"
+# 能快多少？不用缓存时，第 n 步要让全部 n 个词元穿过每一层（其中的注意力每层开销为 n²），所以
+# 生成 N 个词元的开销约为 N²；用了缓存，每一步只让一个词元穿过，总共约为 N（外加对缓存做注意力的
+# 开销）。速度只取决于张量形状，所以我们另建一个同样大小、能容纳更长序列的新模型来计时
+# （`block_size` 为 320；预训练好的那个模型只到 64），每种方式各跑两次取最快的一次。
+
+# %% [markdown] lang="en"
 # How much faster? Without the cache, step n pushes all n tokens through every layer (and the
 # attention inside costs n² per layer), so a generation of N tokens costs ~N²; with it, each step
 # pushes one token, ~N in all (plus attention over the cache). The speed depends on shapes only,
@@ -696,13 +914,31 @@ timing_model.generate(start_ids, 4, greedy=True)  # warm-up
 t_cache, out_cache = best_time(lambda: timing_model.generate(start_ids, n_new, greedy=True, use_cache=True), ch.steps(2, 1))
 t_full, out_full = best_time(lambda: timing_model.generate(start_ids, n_new, greedy=True, use_cache=False), ch.steps(2, 1))
 speedup = t_full / t_cache
-print(f"  {n_new} new tokens: recompute {n_new / t_full:,.0f} tokens/s, KV cache {n_new / t_cache:,.0f} tokens/s "
-      f"→ speed-up {speedup:.1f}×")
-ch.check("timing runs: the same tokens with and without the cache", torch.equal(out_cache, out_full))
+print(ch.tr(f"  {n_new} 个新词元：重新计算 {n_new / t_full:,.0f} 词元/秒，KV 缓存 {n_new / t_cache:,.0f} 词元/秒 "
+            f"→ 加速 {speedup:.1f}×",
+            f"  {n_new} new tokens: recompute {n_new / t_full:,.0f} tokens/s, KV cache {n_new / t_cache:,.0f} tokens/s "
+            f"→ speed-up {speedup:.1f}×"))
+ch.check(ch.tr("计时的两次运行：有无缓存生成的词元相同", "timing runs: the same tokens with and without the cache"),
+         torch.equal(out_cache, out_full))
 if not ch.fast:
-    ch.check_value("the KV cache is faster than recomputing the prefix (speed-up)", speedup, low=1.0)
+    ch.check_value(ch.tr("KV 缓存比重新计算前缀更快（加速比）", "the KV cache is faster than recomputing the prefix (speed-up)"),
+                   speedup, low=1.0)
 
-# %% [markdown]
+# %% [markdown] lang="zh"
+# ## 本章小结
+#
+# * 因果语言模型的目标：输入 x_0 … x_{T−1}，目标 x_1 … x_T，每个位置一个交叉熵——与对手工错位
+#   的 logits 调用 `F.cross_entropy` 的结果相同，初始化时约为 ln|V|；
+# * 因果掩码，以及在真实模型上验证的推论：后面的词元绝不会改变前面位置的 logits；
+# * 用共享的训练器在无标签双语文本上对一个小 GPT 做自监督预训练（文章 §3.2.3）：验证集困惑度
+#   远低于均匀分布 |V| 和一元模型两个基线；
+# * 贪心、温度、top-k 和 top-p 解码，以及保留“越过 p 的那个词元”的核采样规则；
+# * KV 缓存：生成的词元完全相同（贪心解码和设定种子的采样），每个序列占用 2·L·T·C 个数的内存，
+#   并实测了加速比。
+#
+# 下一步：第 12 章微调这样一个 GPT，让它把英文翻译成中文（文章 §3.2.4 生成任务、§6.3）。
+
+# %% [markdown] lang="en"
 # ## What we built
 #
 # * the causal-LM objective: inputs x_0 … x_{T−1}, targets x_1 … x_T, one cross-entropy per
@@ -716,7 +952,8 @@ if not ch.fast:
 # * the KV cache: identical tokens (greedy and seeded sampling), 2·L·T·C numbers of memory per
 #   sequence, and the measured speed-up.
 #
-# Next: ch12 fine-tunes such a GPT to translate English into Chinese (article §3.2.4 生成任务, §6.3).
+# Next: ch12 fine-tunes such a GPT to translate English into Chinese (article §3.2.4 generation
+# tasks, §6.3).
 
 # %%
 ch.done()

@@ -1,6 +1,7 @@
 """Option parsing shared by the chapter helper (book.py) and the runner (__main__.py): counts,
 seconds and output paths, each refused with a message naming the option, what it expects and
-what it received. No torch import (so not minitransformer.cli either), so the runner starts fast."""
+what it received; the languages (--lang, CHAPTERS_LANG, the locale) and ``tr``. No torch import (so not
+minitransformer.cli either), so the runner starts fast."""
 from __future__ import annotations
 
 import math
@@ -20,6 +21,36 @@ def parse_count(option: str, text, minimum: int) -> int:
     if value is None or value < minimum:
         raise ValueError(f"{option}: expected {kind}, received {str(text)!r}")
     return value
+
+
+LANGS = ("zh", "en")
+LANG_NAMES = {"zh": "中文", "en": "English"}
+
+
+def parse_lang(option: str, text) -> str:
+    """``text`` as one of the book's languages (zh, en); otherwise ValueError listing them."""
+    value = str(text).strip().lower()
+    if value not in LANGS:
+        listed = ", ".join(f"{code} ({LANG_NAMES[code]})" for code in LANGS)
+        raise ValueError(f"{option}: expected one of the languages {listed}, received {str(text)!r}")
+    return value
+
+
+def tr(lang: str, zh: str, en: str) -> str:
+    """``zh`` when ``lang`` is "zh", else ``en``: the runner's and the renderer's messages (the
+    chapters use ``Chapter.tr``, which is this with the chapter's language)."""
+    return zh if lang == "zh" else en
+
+
+def default_lang(environ=os.environ) -> str:
+    """The language when none is asked for: CHAPTERS_LANG if set, else zh when the locale
+    (LC_ALL, LC_MESSAGES, LANG, in that order, the first one set) starts with zh, else en."""
+    if environ.get("CHAPTERS_LANG"):
+        return parse_lang("CHAPTERS_LANG", environ["CHAPTERS_LANG"])
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        if environ.get(var):
+            return "zh" if environ[var].lower().startswith("zh") else "en"
+    return "en"
 
 
 def parse_seconds(option: str, text) -> float:

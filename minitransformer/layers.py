@@ -61,12 +61,15 @@ class LayerNorm(nn.Module):
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
-    """GELU(x) = x Φ(x) = x · ½ (1 + erf(x / √2)), the exact form (BERT)."""
+    """GELU(x) = x Φ(x) = x · ½ (1 + erf(x / √2)), the exact (erf) form: PyTorch's ``F.gelu`` default and
+    Hugging Face's BERT (``hidden_act="gelu"``). Google's original BERT code (``modeling.py``) used the
+    tanh approximation, ``gelu_tanh``; the two differ by less than 1e-3."""
     return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    """GELU(x) ≈ ½ x (1 + tanh(√(2/π) (x + 0.044715 x³))), the tanh form (GPT-2, "gelu_new")."""
+    """GELU(x) ≈ ½ x (1 + tanh(√(2/π) (x + 0.044715 x³))), the tanh form: GPT-2 (Hugging Face's "gelu_new")
+    and Google's original BERT code."""
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 

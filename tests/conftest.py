@@ -3,6 +3,7 @@ process defaulting to every core would oversubscribe the machine several times o
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the subprocesses tests start
+os.environ.setdefault("CHAPTERS_LANG", "en")  # the tests read English check lines; a zh locale would switch them
 
 import torch  # noqa: E402
 

@@ -68,7 +68,9 @@ def main(argv=None) -> int:
         print(f"wrote {len(regions)} files with {n} exercise regions and README.md to {args.out}")
         return 0
     if args.cmd == "grade":
-        out = check_output_dir("--out", args.out or args.student_dir / "grades")  # a file or read-only: exit 2, nothing graded
+        out = args.out or args.student_dir / "grades"
+        if args.student_dir.is_dir():  # (a missing student folder is grade_all's error, before any folder is made)
+            out = check_output_dir("--out", out)  # a file or read-only: exit 2, nothing graded
         rows = grade_all(args.student_dir, out, args.timeout, args.only, args.jobs, args.isolation)
         print(format_table(rows))
         return 0

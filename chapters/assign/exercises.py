@@ -150,8 +150,8 @@ EXERCISES: list[Exercise] = [
     ),
     Exercise(
         "gelu", "ch04_layernorm_ffn.py", "gelu_ex", "check_gelu_ex", 1, 10, 1,
-        "GELU(x) = x·Φ(x) = ½x(1 + erf(x/√2)), the exact form BERT uses.",
-        "实现 GELU(x) = x·Φ(x) = ½x(1 + erf(x/√2))，即 BERT 使用的精确形式。",
+        "GELU(x) = x·Φ(x) = ½x(1 + erf(x/√2)), the exact (erf) form Hugging Face's BERT uses (Google's original BERT code uses the tanh approximation).",
+        "实现 GELU(x) = x·Φ(x) = ½x(1 + erf(x/√2))，即 Hugging Face 的 BERT 使用的精确（erf）形式（谷歌原版 BERT 代码用的是 tanh 近似）。",
         "torch.erf is the error function; √2 is math.sqrt(2.0).",
         "torch.erf 就是误差函数；√2 写作 math.sqrt(2.0)。",
         replaces=("minitransformer.layers.gelu",),
