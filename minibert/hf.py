@@ -224,11 +224,18 @@ def from_pretrained(cls, path, config: BertConfig | None = None, **overrides):
         )
     model = cls(config)
     sd, missing, dropped = fit_state_dict(model, sd)
+    return load_reporting(model, sd, path, missing, dropped)
+
+
+def load_reporting(model: nn.Module, sd: dict[str, torch.Tensor], path, missing: list[str], dropped: list[str]) -> nn.Module:
+    """Load ``sd`` into ``model`` (non-strict), log the weights left random (``missing``) and the
+    checkpoint's weights not used (``dropped``), and keep both lists on the model as
+    ``missing_keys`` / ``dropped_keys``. Shared by BERT's and RoBERTa's ``from_pretrained``."""
     load_model_weights(model, sd, strict=False)
     if missing:
         logger.warning("%s: weights not in the checkpoint, left randomly initialised: %s", path, ", ".join(missing))
     if dropped:
-        logger.info("%s: checkpoint weights %s does not use, dropped: %s", path, cls.__name__, ", ".join(dropped))
+        logger.info("%s: checkpoint weights %s does not use, dropped: %s", path, type(model).__name__, ", ".join(dropped))
     model.missing_keys, model.dropped_keys = missing, dropped
     return model
 

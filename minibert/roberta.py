@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from minitransformer.checkpoint import load_model_weights, read_json_object
+from minitransformer.checkpoint import read_json_object
 from minitransformer.layers import LayerNorm
 
 from .config import BertConfig
 from .heads import BertMLMHead, mlm_loss
-from .hf import convert_hf_key, logger, read_weights
+from .hf import convert_hf_key, load_reporting, read_weights
 from .model import BertModel, init_bert_weights
 from .pretraining import mlm_mask_tokens
 
@@ -245,14 +245,7 @@ def from_pretrained(cls, path, **overrides):
     hard = [k for k in missing + unexpected if not k.startswith(optional)]
     if found != "roberta" or hard:
         raise family_error(path, found, cls, missing, unexpected)
-    model = cls(config)
-    load_model_weights(model, {k: v for k, v in sd.items() if k in expected}, strict=False)
-    if missing:
-        logger.warning("%s: weights not in the checkpoint, left randomly initialised: %s", path, ", ".join(missing))
-    if unexpected:
-        logger.info("%s: checkpoint weights %s does not use, dropped: %s", path, cls.__name__, ", ".join(unexpected))
-    model.missing_keys, model.dropped_keys = missing, unexpected
-    return model
+    return load_reporting(cls(config), {k: v for k, v in sd.items() if k in expected}, path, missing, unexpected)
 
 
 __all__ = ["RobertaConfig", "RobertaModel", "RobertaForMaskedLM", "RobertaEmbeddings", "roberta_position_ids",
