@@ -173,18 +173,24 @@ def check_split_heads_ex(impl):
         got = impl(x, n_heads)
         if not isinstance(got, torch.Tensor) or tuple(got.shape) != (b, n_heads, t, hs):
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise AssertionError(f"x {tuple(x.shape)}, n_heads={n_heads}: expected shape (B, H, T, hs) = "
-                                 f"{(b, n_heads, t, hs)}, received {shape}")
+            raise AssertionError(ch.tr(f"x {tuple(x.shape)}，n_heads={n_heads}：期望形状 (B, H, T, hs) = "
+                                       f"{(b, n_heads, t, hs)}，实际得到 {shape}",
+                                       f"x {tuple(x.shape)}, n_heads={n_heads}: expected shape (B, H, T, hs) = "
+                                       f"{(b, n_heads, t, hs)}, received {shape}"))
         for h in range(n_heads):
             if not torch.equal(got[:, h], x[..., h * hs:(h + 1) * hs]):
-                raise AssertionError(f"n_heads={n_heads}: head {h} must hold channels {h * hs}..{(h + 1) * hs - 1} "
-                                     "of every token (view as (B, T, H, hs), then swap the T and H axes)")
+                raise AssertionError(ch.tr(f"n_heads={n_heads}：头 {h} 应存放每个词元的通道 {h * hs}..{(h + 1) * hs - 1}"
+                                           "（先 view 成 (B, T, H, hs)，再交换 T 轴和 H 轴）",
+                                           f"n_heads={n_heads}: head {h} must hold channels {h * hs}..{(h + 1) * hs - 1} "
+                                           "of every token (view as (B, T, H, hs), then swap the T and H axes)"))
         _, ref = _identity_mha(c, n_heads)(x, x, x, need_weights=True, average_attn_weights=False)  # (B, H, T, T)
         ours = torch.softmax(got @ got.transpose(-2, -1) / hs ** 0.5, dim=-1)
         err = float((ours - ref).abs().max())
         if err > 1e-10:
-            raise AssertionError(f"n_heads={n_heads}: per-head attention maps differ from nn.MultiheadAttention by {err:.1e}")
-    return "heads hold the right channels; per-head maps equal nn.MultiheadAttention's (H = 3, 4, 1)"
+            raise AssertionError(ch.tr(f"n_heads={n_heads}：各头的注意力图与 nn.MultiheadAttention 相差 {err:.1e}",
+                                       f"n_heads={n_heads}: per-head attention maps differ from nn.MultiheadAttention by {err:.1e}"))
+    return ch.tr("每个头存放的通道正确；各头的注意力图与 nn.MultiheadAttention 的一致（H = 3, 4, 1）",
+                 "heads hold the right channels; per-head maps equal nn.MultiheadAttention's (H = 3, 4, 1)")
 
 
 def check_merge_heads_ex(impl):
@@ -199,12 +205,16 @@ def check_merge_heads_ex(impl):
         got = impl(head_out)
         if not isinstance(got, torch.Tensor) or tuple(got.shape) != (b, t, c):
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise AssertionError(f"input {tuple(head_out.shape)} (B, H, T, hs): expected shape (B, T, H*hs) = {(b, t, c)}, received {shape}")
+            raise AssertionError(ch.tr(f"输入 {tuple(head_out.shape)} (B, H, T, hs)：期望形状 (B, T, H*hs) = {(b, t, c)}，实际得到 {shape}",
+                                       f"input {tuple(head_out.shape)} (B, H, T, hs): expected shape (B, T, H*hs) = {(b, t, c)}, received {shape}"))
         err = float((got - ref).abs().max())
         if err > 1e-10:
-            raise AssertionError(f"n_heads={n_heads}: merged output differs from nn.MultiheadAttention by {err:.1e} — "
-                                 "move the head axis next to hs (transpose(1, 2)) before flattening")
-    return "merged heads equal nn.MultiheadAttention's output (H = 3, 2)"
+            raise AssertionError(ch.tr(f"n_heads={n_heads}：合并后的输出与 nn.MultiheadAttention 相差 {err:.1e}——"
+                                       "展平之前，先把头这一维移到 hs 旁边（transpose(1, 2)）",
+                                       f"n_heads={n_heads}: merged output differs from nn.MultiheadAttention by {err:.1e} — "
+                                       "move the head axis next to hs (transpose(1, 2)) before flattening"))
+    return ch.tr("合并各头后与 nn.MultiheadAttention 的输出一致（H = 3, 2）",
+                 "merged heads equal nn.MultiheadAttention's output (H = 3, 2)")
 
 
 ch.verify(check_split_heads_ex, split_heads_ex)

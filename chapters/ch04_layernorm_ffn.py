@@ -176,9 +176,9 @@ def check_layer_norm_forward_ex(impl):
     the usual mistakes (unbiased variance, ε outside the root, ignoring eps, γ/β swapped)."""
     g = torch.Generator().manual_seed(0)
     cases = [("(2, 3, 8), eps=1e-5", (2, 3, 8), 1.0, 1e-5),
-             ("(5, 4): C = 4, where C vs C−1 matters most", (5, 4), 2.0, 1e-5),
-             ("nearly constant tokens (σ² < ε)", (3, 6), 1e-3, 1e-5),
-             ("eps = 0.1 (is eps used?)", (2, 7), 0.5, 0.1)]
+             (ch.tr("(5, 4)：C = 4，此时除以 C 还是 C−1 差别最大", "(5, 4): C = 4, where C vs C−1 matters most"), (5, 4), 2.0, 1e-5),
+             (ch.tr("几乎为常数的词元（σ² < ε）", "nearly constant tokens (σ² < ε)"), (3, 6), 1e-3, 1e-5),
+             (ch.tr("eps = 0.1（是否用到了 eps？）", "eps = 0.1 (is eps used?)"), (2, 7), 0.5, 0.1)]
     worst = 0.0
     for case, shape, scale, eps in cases:
         x = scale * torch.randn(*shape, generator=g, dtype=torch.float64) + 0.7
@@ -189,13 +189,17 @@ def check_layer_norm_forward_ex(impl):
         got = impl(x, gamma, beta, eps)
         if not isinstance(got, torch.Tensor) or got.shape != want.shape:
             shape_got = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise AssertionError(f"{case}: expected shape {tuple(want.shape)}, received {shape_got}")
+            raise AssertionError(ch.tr(f"{case}：期望形状 {tuple(want.shape)}，实际得到 {shape_got}",
+                                       f"{case}: expected shape {tuple(want.shape)}, received {shape_got}"))
         err = float((got - want).abs().max())
         if not err <= 1e-10:
-            raise AssertionError(f"{case}: max abs err {err:.2e} vs F.layer_norm — normalise over the last axis, "
-                                 "biased variance (divide by C), ε inside the square root, then γ·x̂ + β")
+            raise AssertionError(ch.tr(f"{case}：与 F.layer_norm 的最大绝对误差为 {err:.2e}——在最后一维上归一化，"
+                                       "用有偏方差（除以 C），ε 放在平方根里面，最后算 γ·x̂ + β",
+                                       f"{case}: max abs err {err:.2e} vs F.layer_norm — normalise over the last axis, "
+                                       "biased variance (divide by C), ε inside the square root, then γ·x̂ + β"))
         worst = max(worst, err)
-    return f"4 cases incl. C=4, σ² < ε and eps=0.1; max abs err {worst:.1e} vs F.layer_norm"
+    return ch.tr(f"4 种情形（含 C=4、σ² < ε 和 eps=0.1）；与 F.layer_norm 的最大绝对误差 {worst:.1e}",
+                 f"4 cases incl. C=4, σ² < ε and eps=0.1; max abs err {worst:.1e} vs F.layer_norm")
 
 
 ch.verify(check_layer_norm_forward_ex, layer_norm_forward_ex)
@@ -321,18 +325,24 @@ def check_layer_norm_backward_ex(impl):
         with torch.no_grad():
             got = impl(dy, x.detach(), gamma.detach(), eps)
         if not isinstance(got, (tuple, list)) or len(got) != 3:
-            raise AssertionError(f"{case}: expected a tuple (dx, dgamma, dbeta), received {type(got).__name__}")
-        hints = {"dx": "dx = r·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ, r = 1/√(σ²+ε)",
-                 "dgamma": "dγ = Σ over every leading axis of dy·x̂", "dbeta": "dβ = Σ over every leading axis of dy"}
+            raise AssertionError(ch.tr(f"{case}：期望一个元组 (dx, dgamma, dbeta)，实际得到 {type(got).__name__}",
+                                       f"{case}: expected a tuple (dx, dgamma, dbeta), received {type(got).__name__}"))
+        hints = {"dx": ch.tr("dx = r·(g − mean(g) − x̂·mean(g·x̂))，其中 g = dy·γ，r = 1/√(σ²+ε)",
+                             "dx = r·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ, r = 1/√(σ²+ε)"),
+                 "dgamma": ch.tr("dγ = dy·x̂ 在最后一维之前的所有维上求和", "dγ = Σ over every leading axis of dy·x̂"),
+                 "dbeta": ch.tr("dβ = dy 在最后一维之前的所有维上求和", "dβ = Σ over every leading axis of dy")}
         for name, a, b in zip(("dx", "dgamma", "dbeta"), got, want):
             if not isinstance(a, torch.Tensor) or a.shape != b.shape:
                 shape_got = tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__
-                raise AssertionError(f"{case}: {name} expected shape {tuple(b.shape)}, received {shape_got} — {hints[name]}")
+                raise AssertionError(ch.tr(f"{case}：{name} 期望形状 {tuple(b.shape)}，实际得到 {shape_got}——{hints[name]}",
+                                           f"{case}: {name} expected shape {tuple(b.shape)}, received {shape_got} — {hints[name]}"))
             err = float((a - b).abs().max())
             if not err <= 1e-10:
-                raise AssertionError(f"{case}: {name} max abs err {err:.2e} vs autograd through F.layer_norm — {hints[name]}")
+                raise AssertionError(ch.tr(f"{case}：{name} 与经 F.layer_norm 自动求导的结果最大绝对误差为 {err:.2e}——{hints[name]}",
+                                           f"{case}: {name} max abs err {err:.2e} vs autograd through F.layer_norm — {hints[name]}"))
             worst = max(worst, err)
-    return f"dx, dγ, dβ match autograd through F.layer_norm, max abs err {worst:.1e}"
+    return ch.tr(f"dx、dγ、dβ 与经 F.layer_norm 自动求导的结果一致，最大绝对误差 {worst:.1e}",
+                 f"dx, dγ, dβ match autograd through F.layer_norm, max abs err {worst:.1e}")
 
 
 ch.verify(check_layer_norm_backward_ex, layer_norm_backward_ex)
@@ -451,15 +461,19 @@ def check_gelu_ex(impl):
     got = impl(x)
     want = F.gelu(x)
     if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-        raise AssertionError(f"expected a tensor of shape {tuple(want.shape)}, received "
-                             f"{tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__}")
+        shape_got = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        raise AssertionError(ch.tr(f"期望形状为 {tuple(want.shape)} 的张量，实际得到 {shape_got}",
+                                   f"expected a tensor of shape {tuple(want.shape)}, received {shape_got}"))
     if bool(got.isnan().any()):
-        raise AssertionError("the output has NaN for large |x|")
+        raise AssertionError(ch.tr("|x| 较大时输出中出现了 NaN", "the output has NaN for large |x|"))
     err = float((got - want).abs().max())
     if not err <= 1e-12:
-        raise AssertionError(f"max abs err {err:.2e} vs F.gelu — the exact GELU is x·Φ(x) = ½x(1 + erf(x/√2)), "
-                             "not the tanh approximation")
-    return f"exact GELU on [-30, 30], max abs err {err:.1e} vs F.gelu"
+        raise AssertionError(ch.tr(f"与 F.gelu 的最大绝对误差为 {err:.2e}——精确的 GELU 是 x·Φ(x) = ½x(1 + erf(x/√2))，"
+                                   "而不是 tanh 近似",
+                                   f"max abs err {err:.2e} vs F.gelu — the exact GELU is x·Φ(x) = ½x(1 + erf(x/√2)), "
+                                   "not the tanh approximation"))
+    return ch.tr(f"在 [-30, 30] 上是精确的 GELU，与 F.gelu 的最大绝对误差 {err:.1e}",
+                 f"exact GELU on [-30, 30], max abs err {err:.1e} vs F.gelu")
 
 
 ch.verify(check_gelu_ex, gelu_ex)
@@ -568,16 +582,21 @@ def check_feed_forward_ex(impl):
     want = F.linear(F.gelu(F.linear(x, w1, b1)), w2, b2)
     got = impl(x, w1, b1, w2, b2)
     if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-        raise AssertionError(f"expected shape {tuple(want.shape)} (B, T, C), received "
-                             f"{tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__}")
+        shape_got = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        raise AssertionError(ch.tr(f"期望形状 {tuple(want.shape)} (B, T, C)，实际得到 {shape_got}",
+                                   f"expected shape {tuple(want.shape)} (B, T, C), received {shape_got}"))
     err = float((got - want).abs().max())
     if not err <= 1e-10:
-        raise AssertionError(f"max abs err {err:.2e} vs F.linear/F.gelu — weights are (out, in) like nn.Linear "
-                             "(use x @ w1.T + b1), and the activation is the exact GELU")
+        raise AssertionError(ch.tr(f"与 F.linear/F.gelu 的最大绝对误差为 {err:.2e}——权重与 nn.Linear 一样是 (out, in) 排列"
+                                   "（应写 x @ w1.T + b1），激活函数是精确的 GELU",
+                                   f"max abs err {err:.2e} vs F.linear/F.gelu — weights are (out, in) like nn.Linear "
+                                   "(use x @ w1.T + b1), and the activation is the exact GELU"))
     one = impl(x[:1, :1], w1, b1, w2, b2)
     if float((one - want[:1, :1]).abs().max()) > 1e-10:
-        raise AssertionError("a single token gives a different result alone: the FFN must act on each position independently")
-    return f"matches F.linear → F.gelu → F.linear (C=6, d_ff=10), max abs err {err:.1e}"
+        raise AssertionError(ch.tr("单独输入一个词元时结果不同：前馈网络必须独立地作用于每个位置",
+                                   "a single token gives a different result alone: the FFN must act on each position independently"))
+    return ch.tr(f"与 F.linear → F.gelu → F.linear 一致（C=6，d_ff=10），最大绝对误差 {err:.1e}",
+                 f"matches F.linear → F.gelu → F.linear (C=6, d_ff=10), max abs err {err:.1e}")
 
 
 ch.verify(check_feed_forward_ex, feed_forward_ex)

@@ -179,31 +179,40 @@ def check_sinusoidal_table_ex(impl):
         got = impl(max_len, d)
         if not isinstance(got, torch.Tensor) or got.shape != want.shape:
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise AssertionError(f"max_len={max_len}, d_model={d}: expected shape {tuple(want.shape)}, received {shape}")
+            raise AssertionError(ch.tr(f"max_len={max_len}，d_model={d}：期望形状 {tuple(want.shape)}，实际得到 {shape}",
+                                       f"max_len={max_len}, d_model={d}: expected shape {tuple(want.shape)}, received {shape}"))
         if got.dtype != torch.float64:
-            raise AssertionError(f"max_len={max_len}, d_model={d}: expected dtype torch.float64, received {got.dtype}")
+            raise AssertionError(ch.tr(f"max_len={max_len}，d_model={d}：期望 dtype 为 torch.float64，实际得到 {got.dtype}",
+                                       f"max_len={max_len}, d_model={d}: expected dtype torch.float64, received {got.dtype}"))
         err = float((got - want).abs().max())
         if not err <= 1e-6:
             if float((got - torch.stack([z.real, z.imag], dim=-1).reshape(max_len, d)).abs().max()) <= 1e-6:
-                hint = "sin and cos are swapped: column 2i holds sin, column 2i + 1 cos"
+                hint = ch.tr("sin 和 cos 放反了：第 2i 列是 sin，第 2i + 1 列是 cos",
+                             "sin and cos are swapped: column 2i holds sin, column 2i + 1 cos")
             elif float((got - torch.cat([z.imag, z.real], dim=-1)).abs().max()) <= 1e-6:
-                hint = "these are two halves (all sin, then all cos); interleave them: pe[:, 0::2] and pe[:, 1::2]"
+                hint = ch.tr("这是前后两半（先全是 sin，再全是 cos）；应交错排列：pe[:, 0::2] 和 pe[:, 1::2]",
+                             "these are two halves (all sin, then all cos); interleave them: pe[:, 0::2] and pe[:, 1::2]")
             else:
-                hint = "ω_i = 10000^(−2i/d_model) with i = 0 … d/2 − 1, and the angle is pos·ω_i"
-            raise AssertionError(f"max_len={max_len}, d_model={d}: max abs err {err:.1e} vs sin/cos of pos·ω_i — {hint}")
+                hint = ch.tr("ω_i = 10000^(−2i/d_model)，其中 i = 0 … d/2 − 1，角度为 pos·ω_i",
+                             "ω_i = 10000^(−2i/d_model) with i = 0 … d/2 − 1, and the angle is pos·ω_i")
+            raise AssertionError(ch.tr(f"max_len={max_len}，d_model={d}：与 pos·ω_i 的 sin/cos 的最大绝对误差为 {err:.1e}——{hint}",
+                                       f"max_len={max_len}, d_model={d}: max abs err {err:.1e} vs sin/cos of pos·ω_i — {hint}"))
         worst = max(worst, err)
         dots = got @ got.T
         m = torch.arange(max_len, dtype=torch.float64)
         closed = torch.cos((m[:, None, None] - m[None, :, None]) * omega).sum(-1)
         if not float((dots - closed).abs().max()) <= 1e-4:
-            raise AssertionError(f"max_len={max_len}, d_model={d}: PE[m]·PE[n] must equal Σ_i cos((m − n)ω_i)")
+            raise AssertionError(ch.tr(f"max_len={max_len}，d_model={d}：PE[m]·PE[n] 应等于 Σ_i cos((m − n)ω_i)",
+                                       f"max_len={max_len}, d_model={d}: PE[m]·PE[n] must equal Σ_i cos((m − n)ω_i)"))
     try:
         impl(10, 7)
     except ValueError:
         pass
     else:
-        raise AssertionError("d_model = 7: expected a ValueError (sin and cos come in pairs, so d_model must be even)")
-    return f"3 sizes equal sin/cos of pos·ω_i (max abs err {worst:.1e}); PE[m]·PE[n] depends only on m − n; odd d refused"
+        raise AssertionError(ch.tr("d_model = 7：期望引发 ValueError（sin 和 cos 成对出现，所以 d_model 必须是偶数）",
+                                   "d_model = 7: expected a ValueError (sin and cos come in pairs, so d_model must be even)"))
+    return ch.tr(f"3 种尺寸都等于 pos·ω_i 的 sin/cos（最大绝对误差 {worst:.1e}）；PE[m]·PE[n] 只取决于 m − n；奇数 d 被拒绝",
+                 f"3 sizes equal sin/cos of pos·ω_i (max abs err {worst:.1e}); PE[m]·PE[n] depends only on m − n; odd d refused")
 
 
 ch.verify(check_sinusoidal_table_ex, sinusoidal_table_ex)
@@ -393,8 +402,9 @@ def check_rope_ex(impl):
     shuffled and repeated positions; x unchanged; q_m·k_n depends only on m − n."""
     g = torch.Generator().manual_seed(0)
     worst = 0.0
-    cases = [("(2, 3, 5, 8), positions 0..4", (2, 3, 5, 8), torch.arange(5)),
-             ("(6, 4), positions [3, 0, 7, 7, 100, 1]", (6, 4), torch.tensor([3, 0, 7, 7, 100, 1])),
+    cases = [(ch.tr("(2, 3, 5, 8)，位置 0..4", "(2, 3, 5, 8), positions 0..4"), (2, 3, 5, 8), torch.arange(5)),
+             (ch.tr("(6, 4)，位置 [3, 0, 7, 7, 100, 1]", "(6, 4), positions [3, 0, 7, 7, 100, 1]"), (6, 4),
+              torch.tensor([3, 0, 7, 7, 100, 1])),
              ("(1, 3, 2): d = 2", (1, 3, 2), torch.tensor([5, 9, 2]))]
     for case, shape, positions in cases:
         d = shape[-1]
@@ -406,22 +416,28 @@ def check_rope_ex(impl):
         want = torch.cat([z.real, z.imag], dim=-1)
         got = impl(x, positions)
         if not torch.equal(x, before):
-            raise AssertionError(f"{case}: x was modified in place; return a new tensor")
+            raise AssertionError(ch.tr(f"{case}：x 被原地修改了；应返回一个新张量",
+                                       f"{case}: x was modified in place; return a new tensor"))
         if not isinstance(got, torch.Tensor) or got.shape != want.shape:
             shape_got = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise AssertionError(f"{case}: expected shape {tuple(want.shape)}, received {shape_got}")
+            raise AssertionError(ch.tr(f"{case}：期望形状 {tuple(want.shape)}，实际得到 {shape_got}",
+                                       f"{case}: expected shape {tuple(want.shape)}, received {shape_got}"))
         err = float((got - want).abs().max())
         if not err <= 1e-12:
-            raise AssertionError(f"{case}: max abs err {err:.1e} vs complex multiplication — pair i is (x_i, x_{{i+d/2}}), "
-                                 "rotated by positions[t]·θ_i with θ_i = 10000^(−2i/d): (a, b) → (a·cos − b·sin, a·sin + b·cos)")
+            raise AssertionError(ch.tr(f"{case}：与复数乘法的最大绝对误差为 {err:.1e}——第 i 对是 (x_i, x_{{i+d/2}})，"
+                                       "旋转角为 positions[t]·θ_i，其中 θ_i = 10000^(−2i/d)：(a, b) → (a·cos − b·sin, a·sin + b·cos)",
+                                       f"{case}: max abs err {err:.1e} vs complex multiplication — pair i is (x_i, x_{{i+d/2}}), "
+                                       "rotated by positions[t]·θ_i with θ_i = 10000^(−2i/d): (a, b) → (a·cos − b·sin, a·sin + b·cos)"))
         worst = max(worst, err)
     q, k = (torch.randn(1, 8, generator=g, dtype=torch.float64).expand(12, 8) for _ in range(2))
     pos = torch.arange(12)
     scores = impl(q, pos) @ impl(k, pos).T  # scores[m, n] = q_m · k_n
     dev = max(float((scores.diagonal(o) - scores.diagonal(o)[0]).abs().max()) for o in range(-11, 12))
     if not dev <= 1e-10:
-        raise AssertionError(f"q_m · k_n should depend only on m − n (constant along diagonals), deviation {dev:.1e}")
-    return f"3 cases equal z·e^(imθ) (max abs err {worst:.1e}); x untouched; q_m·k_n depends only on m − n"
+        raise AssertionError(ch.tr(f"q_m · k_n 应只取决于 m − n（沿每条对角线为常数），偏差为 {dev:.1e}",
+                                   f"q_m · k_n should depend only on m − n (constant along diagonals), deviation {dev:.1e}"))
+    return ch.tr(f"3 种情形都等于 z·e^(imθ)（最大绝对误差 {worst:.1e}）；x 未被修改；q_m·k_n 只取决于 m − n",
+                 f"3 cases equal z·e^(imθ) (max abs err {worst:.1e}); x untouched; q_m·k_n depends only on m − n")
 
 
 ch.verify(check_rope_ex, rope_ex)

@@ -162,17 +162,23 @@ def check_encoder_block_ex(impl):
                 got = impl(x, self_attn, feed_forward, layer.norm1, layer.norm2, norm_first)
             if not isinstance(got, torch.Tensor) or got.shape != want.shape:
                 shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-                raise AssertionError(f"{name}: expected shape {tuple(want.shape)} (B, T, C), received {shape}")
+                raise AssertionError(ch.tr(f"{name}：期望形状 {tuple(want.shape)} (B, T, C)，实际得到 {shape}",
+                                           f"{name}: expected shape {tuple(want.shape)} (B, T, C), received {shape}"))
             if calls != ["self_attn", "feed_forward"]:
-                raise AssertionError(f"{name}: expected self_attn then feed_forward, each called once, received {calls}")
+                raise AssertionError(ch.tr(f"{name}：期望先调用 self_attn 再调用 feed_forward，各一次，实际调用为 {calls}",
+                                           f"{name}: expected self_attn then feed_forward, each called once, received {calls}"))
             err = float((got - want).abs().max())
             if not err <= 1e-10:
-                hint = ("pre-LN: x = x + self_attn(norm1(x)), then x = x + feed_forward(norm2(x)) — no norm after the sum"
+                hint = (ch.tr("pre-LN：x = x + self_attn(norm1(x))，然后 x = x + feed_forward(norm2(x))——相加之后不再做层归一化",
+                              "pre-LN: x = x + self_attn(norm1(x)), then x = x + feed_forward(norm2(x)) — no norm after the sum")
                         if norm_first else
-                        "post-LN: x = norm1(x + self_attn(x)), then x = norm2(x + feed_forward(x)) — norm1 first, norm2 second")
-                raise AssertionError(f"{name}: max abs err {err:.1e} vs nn.TransformerEncoderLayer — {hint}")
+                        ch.tr("post-LN：x = norm1(x + self_attn(x))，然后 x = norm2(x + feed_forward(x))——先用 norm1，再用 norm2",
+                              "post-LN: x = norm1(x + self_attn(x)), then x = norm2(x + feed_forward(x)) — norm1 first, norm2 second"))
+                raise AssertionError(ch.tr(f"{name}：与 nn.TransformerEncoderLayer 的最大绝对误差为 {err:.1e}——{hint}",
+                                           f"{name}: max abs err {err:.1e} vs nn.TransformerEncoderLayer — {hint}"))
             worst = max(worst, err)
-    return f"post-LN and pre-LN with padding equal nn.TransformerEncoderLayer, max abs err {worst:.1e}"
+    return ch.tr(f"post-LN 和 pre-LN（含填充）都与 nn.TransformerEncoderLayer 一致，最大绝对误差 {worst:.1e}",
+                 f"post-LN and pre-LN with padding equal nn.TransformerEncoderLayer, max abs err {worst:.1e}")
 
 
 ch.verify(check_encoder_block_ex, encoder_block_ex)

@@ -411,13 +411,18 @@ def check_teacher_forcing_loss_ex(impl):
         want = sum(nll) / len(nll)
         got = impl(model, src, [list(y) for y in targets], bos, eos, pad)
     if not isinstance(got, torch.Tensor) or got.dim() != 0:
-        raise AssertionError(f"expected a scalar tensor, received {getattr(got, 'shape', type(got).__name__)}")
+        raise AssertionError(ch.tr(f"期望一个标量张量，实际得到 {getattr(got, 'shape', type(got).__name__)}",
+                                   f"expected a scalar tensor, received {getattr(got, 'shape', type(got).__name__)}"))
     err = abs(float(got) - want)
     if not err <= 1e-10:
-        raise AssertionError(f"loss {float(got):.6f}, expected {want:.6f} (the mean of {len(nll)} next-token losses) — the "
-                             "decoder reads [BOS] + y, the labels are y + [EOS]; ignore the padding (ignore_index=pad_id) "
-                             "and encode the source with its padding mask")
-    return f"equals the mean of {len(nll)} next-token losses computed one prefix at a time (err {err:.1e})"
+        raise AssertionError(ch.tr(f"损失为 {float(got):.6f}，期望 {want:.6f}（{len(nll)} 个下一词元损失的平均值）——"
+                                   "解码器读入 [BOS] + y，标签是 y + [EOS]；忽略填充（ignore_index=pad_id），"
+                                   "并用源序列的填充掩码对其编码",
+                                   f"loss {float(got):.6f}, expected {want:.6f} (the mean of {len(nll)} next-token losses) — the "
+                                   "decoder reads [BOS] + y, the labels are y + [EOS]; ignore the padding (ignore_index=pad_id) "
+                                   "and encode the source with its padding mask"))
+    return ch.tr(f"等于逐个前缀算出的 {len(nll)} 个下一词元损失的平均值（误差 {err:.1e}）",
+                 f"equals the mean of {len(nll)} next-token losses computed one prefix at a time (err {err:.1e})")
 
 
 ch.verify(check_teacher_forcing_loss_ex, teacher_forcing_loss_ex)
@@ -689,8 +694,9 @@ def check_greedy_decode_ex(impl):
     src = torch.tensor([[5, 6, 7, 8], [4, 3, 0, 0], [9, 10, 8, 0]])
     out = impl(model, src, bos, eos, pad, 6)
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.size(0) != 3 or not 1 <= out.size(1) <= 6:
-        raise AssertionError(f"random model, max_new_tokens=6: expected a (3, steps ≤ 6) tensor of ids, received "
-                             f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}")
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise AssertionError(ch.tr(f"随机模型，max_new_tokens=6：期望形状为 (3, steps ≤ 6) 的词元 id 张量，实际得到 {shape}",
+                                   f"random model, max_new_tokens=6: expected a (3, steps ≤ 6) tensor of ids, received {shape}"))
     with torch.no_grad():
         logits = model.decode(torch.cat([torch.full((3, 1), bos), out], 1), model.encode(src, src != pad), src != pad)
     best = logits[:, :-1].argmax(-1)  # (3, steps): the argmax after each prefix
@@ -698,22 +704,30 @@ def check_greedy_decode_ex(impl):
         row = out[r].tolist()
         end = row.index(eos) + 1 if eos in row else len(row)
         if row[:end] != best[r, :end].tolist():
-            raise AssertionError(f"random model, row {r}: generated {row[:end]}, but the argmax after each prefix is "
-                                 f"{best[r, :end].tolist()} — feed [BOS] + the tokens so far, take the last position's argmax")
+            raise AssertionError(ch.tr(f"随机模型，第 {r} 行：生成了 {row[:end]}，但每个前缀之后的 argmax 是 "
+                                       f"{best[r, :end].tolist()}——输入 [BOS] + 已生成的词元，取最后一个位置的 argmax",
+                                       f"random model, row {r}: generated {row[:end]}, but the argmax after each prefix is "
+                                       f"{best[r, :end].tolist()} — feed [BOS] + the tokens so far, take the last position's argmax"))
         if any(x != pad for x in row[end:]):
-            raise AssertionError(f"random model, row {r}: after [EOS] expected [PAD] = {pad}, received {row[end:]}")
+            raise AssertionError(ch.tr(f"随机模型，第 {r} 行：[EOS] 之后期望为 [PAD] = {pad}，实际得到 {row[end:]}",
+                                       f"random model, row {r}: after [EOS] expected [PAD] = {pad}, received {row[end:]}"))
     scripts = {3: [4, 5, 2], 4: [3, 2], 5: [5, 6, 5, 6, 5, 6, 5]}
-    cases = [("rows ending at steps 3, 2 and never, max_new_tokens=5", [[3, 7], [4, 7], [5, 7]], 5,
+    cases = [(ch.tr("各行分别在第 3 步、第 2 步结束和始终不结束，max_new_tokens=5",
+                    "rows ending at steps 3, 2 and never, max_new_tokens=5"), [[3, 7], [4, 7], [5, 7]], 5,
               [[4, 5, 2, 0, 0], [3, 2, 0, 0, 0], [5, 6, 5, 6, 5]]),
-             ("every row ends by step 3, max_new_tokens=6", [[4, 7], [3, 7]], 6, [[3, 2, 0], [4, 5, 2]]),
+             (ch.tr("每行都在第 3 步之前结束，max_new_tokens=6", "every row ends by step 3, max_new_tokens=6"),
+              [[4, 7], [3, 7]], 6, [[3, 2, 0], [4, 5, 2]]),
              ("max_new_tokens=1", [[3, 7], [5, 7]], 1, [[4], [5]])]
     for case, rows, limit, want in cases:
         got = impl(scripted_seq2seq(scripts), torch.tensor(rows), bos, eos, pad, limit)
         got = got.tolist() if isinstance(got, torch.Tensor) else got
         if got != want:
-            raise AssertionError(f"scripted model, {case}: expected {want}, received {got} — [PAD] after [EOS], stop as soon "
-                                 "as every row has produced [EOS], and never return [BOS]")
-    return f"random model: each token the argmax of its prefix ({out.size(1)} steps); 3 scripted cases exactly"
+            raise AssertionError(ch.tr(f"脚本模型，{case}：期望 {want}，实际得到 {got}——[EOS] 之后填 [PAD]，每一行都生成 [EOS] 后"
+                                       "立即停止，并且返回值中不含 [BOS]",
+                                       f"scripted model, {case}: expected {want}, received {got} — [PAD] after [EOS], stop as soon "
+                                       "as every row has produced [EOS], and never return [BOS]"))
+    return ch.tr(f"随机模型：每个词元都是其前缀之后的 argmax（{out.size(1)} 步）；3 个脚本情形完全一致",
+                 f"random model: each token the argmax of its prefix ({out.size(1)} steps); 3 scripted cases exactly")
 
 
 ch.verify(check_greedy_decode_ex, greedy_decode_ex)

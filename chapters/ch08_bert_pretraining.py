@@ -248,45 +248,60 @@ def check_nsp_pair_ex(impl):
         d, s = anchors[pick.randrange(len(anchors))]
         out = impl(docs, d, s, rng)
         if not isinstance(out, (tuple, list)) or len(out) != 3:
-            raise AssertionError(f"expected a tuple (sentence_a, sentence_b, is_next), received {type(out).__name__}")
+            raise AssertionError(ch.tr(f"期望一个元组 (sentence_a, sentence_b, is_next)，实际得到 {type(out).__name__}",
+                                       f"expected a tuple (sentence_a, sentence_b, is_next), received {type(out).__name__}"))
         a, b, is_next = out
         if list(a) != docs[d][s]:
-            raise AssertionError(f"sentence_a must be docs[{d}][{s}] = {docs[d][s]}, received {list(a)}")
+            raise AssertionError(ch.tr(f"sentence_a 应为 docs[{d}][{s}] = {docs[d][s]}，实际得到 {list(a)}",
+                                       f"sentence_a must be docs[{d}][{s}] = {docs[d][s]}, received {list(a)}"))
         if not isinstance(is_next, bool):
-            raise AssertionError(f"is_next must be True or False, received {is_next!r}")
+            raise AssertionError(ch.tr(f"is_next 必须是 True 或 False，实际得到 {is_next!r}",
+                                       f"is_next must be True or False, received {is_next!r}"))
         b = list(b)
         if len(b) != 2 or b[1] != 7 or not (0 <= b[0] // 1000 < len(lengths) and b[0] % 1000 < lengths[b[0] // 1000]):
-            raise AssertionError(f"sentence_b must be a sentence of docs, received {b}")
+            raise AssertionError(ch.tr(f"sentence_b 必须是 docs 中的一个句子，实际得到 {b}",
+                                       f"sentence_b must be a sentence of docs, received {b}"))
         b_doc, b_pos = divmod(b[0], 1000)
         if is_next:
             n_pos += 1
             if (b_doc, b_pos) != (d, s + 1):
-                raise AssertionError(f"is_next=True but sentence_b is docs[{b_doc}][{b_pos}], not the next sentence docs[{d}][{s + 1}]")
+                raise AssertionError(ch.tr(f"is_next=True，但 sentence_b 是 docs[{b_doc}][{b_pos}]，而不是下一句 docs[{d}][{s + 1}]",
+                                           f"is_next=True but sentence_b is docs[{b_doc}][{b_pos}], not the next sentence docs[{d}][{s + 1}]"))
             continue
         if b_doc == d:
-            detail = "the true next sentence" if b_pos == s + 1 else "another sentence of the same document"
-            raise AssertionError(f"is_next=False but sentence_b is docs[{b_doc}][{b_pos}], {detail}: a negative must come "
-                                 "from another document, so that it is never the true next sentence")
+            detail = (ch.tr("真正的下一句", "the true next sentence") if b_pos == s + 1
+                      else ch.tr("同一文档中的另一个句子", "another sentence of the same document"))
+            raise AssertionError(ch.tr(f"is_next=False，但 sentence_b 是 docs[{b_doc}][{b_pos}]，即{detail}：负例必须来自"
+                                       "另一个文档，这样它才永远不会是真正的下一句",
+                                       f"is_next=False but sentence_b is docs[{b_doc}][{b_pos}], {detail}: a negative must come "
+                                       "from another document, so that it is never the true next sentence"))
         from_doc[b_doc] += 1
         positions.add((b_doc, b_pos))
         for e in range(len(lengths)):
             expected[e] += (e != d) / (len(lengths) - 1)
     se = math.sqrt(0.25 / n)
     if abs(n_pos / n - 0.5) > 5 * se:
-        raise AssertionError(f"{n_pos / n:.3f} of the pairs are positives; expected 0.5 ± {5 * se:.3f} (5 standard errors)")
+        raise AssertionError(ch.tr(f"正例占句子对的 {n_pos / n:.3f}；期望 0.5 ± {5 * se:.3f}（5 个标准误）",
+                                   f"{n_pos / n:.3f} of the pairs are positives; expected 0.5 ± {5 * se:.3f} (5 standard errors)"))
     n_neg = n - n_pos
     for e in range(len(lengths)):
         p = expected[e] / n_neg
         if abs(from_doc[e] - expected[e]) > 5 * math.sqrt(n_neg * p * (1 - p)) + 1:
-            raise AssertionError(f"document {e} gave {from_doc[e]} negatives, expected about {expected[e]:.0f}: choose the other "
-                                 "document uniformly (each with probability 1/(number of documents − 1)), then a sentence in it")
+            raise AssertionError(ch.tr(f"文档 {e} 给出了 {from_doc[e]} 个负例，期望约为 {expected[e]:.0f}：应均匀地选择另一个"
+                                       "文档（每个文档的概率为 1/(文档数 − 1)），再从中选一个句子",
+                                       f"document {e} gave {from_doc[e]} negatives, expected about {expected[e]:.0f}: choose the other "
+                                       "document uniformly (each with probability 1/(number of documents − 1)), then a sentence in it"))
     if len(positions) != sum(lengths):
-        raise AssertionError(f"negatives used {len(positions)} of the {sum(lengths)} sentences: every sentence of another document "
-                             "should be possible, the first and the last included")
+        raise AssertionError(ch.tr(f"负例只用到了 {sum(lengths)} 个句子中的 {len(positions)} 个：另一个文档中的每个句子"
+                                   "（包括第一句和最后一句）都应该有可能被选中",
+                                   f"negatives used {len(positions)} of the {sum(lengths)} sentences: every sentence of another document "
+                                   "should be possible, the first and the last included"))
     runs = [[impl(docs, 0, 1, r) for _ in range(20)] for r in (random.Random(5), random.Random(5))]
     if runs[0] != runs[1]:
-        raise AssertionError("the same rng seed gave different pairs: draw every random number from rng")
-    return f"{n} pairs: {n_pos / n:.3f} positives, every positive the next sentence, every negative from another document"
+        raise AssertionError(ch.tr("相同的 rng 种子给出了不同的句子对：每个随机数都应从 rng 中抽取",
+                                   "the same rng seed gave different pairs: draw every random number from rng"))
+    return ch.tr(f"{n} 个句子对：正例占 {n_pos / n:.3f}，每个正例都是下一句，每个负例都来自另一个文档",
+                 f"{n} pairs: {n_pos / n:.3f} positives, every positive the next sentence, every negative from another document")
 
 
 ch.verify(check_nsp_pair_ex, nsp_pair_ex)
@@ -503,55 +518,74 @@ def check_mlm_mask_ex(impl):
     original = ids.clone()
     out = impl(ids, special, vocab, mask, specials, torch.Generator().manual_seed(1))
     if not isinstance(out, (tuple, list)) or len(out) != 2:
-        raise AssertionError(f"expected a tuple (inputs, labels), received {type(out).__name__}")
+        raise AssertionError(ch.tr(f"期望一个元组 (inputs, labels)，实际得到 {type(out).__name__}",
+                                   f"expected a tuple (inputs, labels), received {type(out).__name__}"))
     inputs, labels = out
     for name, x in (("inputs", inputs), ("labels", labels)):
         if not isinstance(x, torch.Tensor) or x.shape != ids.shape or x.dtype != torch.long:
             got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
-            raise AssertionError(f"{name}: expected a LongTensor of shape {tuple(ids.shape)}, received {got}")
+            raise AssertionError(ch.tr(f"{name}：期望形状为 {tuple(ids.shape)} 的 LongTensor，实际得到 {got}",
+                                       f"{name}: expected a LongTensor of shape {tuple(ids.shape)}, received {got}"))
     if not torch.equal(ids, original):
-        raise AssertionError("input_ids was modified in place; return new tensors")
+        raise AssertionError(ch.tr("input_ids 被原地修改了；应返回新的张量", "input_ids was modified in place; return new tensors"))
     selected = labels != -100
     if bool(selected[special].any()):
         kinds = sorted({("[CLS]", "[SEP]", "[PAD]")[[cls, sep, pad].index(int(i))] for i in ids[special & selected]})
-        raise AssertionError(f"special tokens were selected ({', '.join(kinds)}): never select where special_mask is True")
+        raise AssertionError(ch.tr(f"特殊词元被选中了（{', '.join(kinds)}）：special_mask 为 True 的位置绝不能被选中",
+                                   f"special tokens were selected ({', '.join(kinds)}): never select where special_mask is True"))
     if not torch.equal(inputs[special], ids[special]):
-        raise AssertionError("a [CLS]/[SEP]/[PAD] position was changed: leave special positions alone")
+        raise AssertionError(ch.tr("有 [CLS]/[SEP]/[PAD] 位置被改动了：特殊词元所在的位置应保持不变",
+                                   "a [CLS]/[SEP]/[PAD] position was changed: leave special positions alone"))
     if not torch.equal(labels[selected], ids[selected]):
-        raise AssertionError("labels must hold the original token id at every selected position (and -100 elsewhere)")
+        raise AssertionError(ch.tr("labels 必须在每个选中的位置上保存原词元的 id（其他位置为 -100）",
+                                   "labels must hold the original token id at every selected position (and -100 elsewhere)"))
     if not torch.equal(inputs[~selected], ids[~selected]):
-        raise AssertionError("a token that was not selected (label -100) was changed; the 10% 'unchanged' still get a label")
+        raise AssertionError(ch.tr("有未被选中的词元（标签为 -100）被改动了；那 10%“保持不变”的词元仍然有标签",
+                                   "a token that was not selected (label -100) was changed; the 10% 'unchanged' still get a label"))
     n_elig, n_sel = int((~special).sum()), int(selected.sum())
     to_mask = selected & (inputs == mask)
     kept = selected & (inputs == ids)
     other = selected & ~to_mask & ~kept
     if bool(torch.isin(inputs[other], torch.tensor(specials)).any()):
-        raise AssertionError("a random replacement was a special token ([PAD]/[UNK]/[CLS]/[SEP]): draw from the ordinary ids only")
+        raise AssertionError(ch.tr("有随机替换的词元是特殊词元（[PAD]/[UNK]/[CLS]/[SEP]）：只能从普通 id 中抽取",
+                                   "a random replacement was a special token ([PAD]/[UNK]/[CLS]/[SEP]): draw from the ordinary ids only"))
     if not bool((inputs[selected] != mask).any()) or not bool(other.any()):
-        raise AssertionError("no selected token was replaced by a random id: 10% of the selected must be")
+        raise AssertionError(ch.tr("没有任何选中的词元被替换为随机 id：选中的词元中应有 10% 被替换",
+                                   "no selected token was replaced by a random id: 10% of the selected must be"))
     v_ord = vocab - len(specials)
-    rates = [("selected / eligible", n_sel / n_elig, 0.15, n_elig, "select each eligible token with probability 0.15"),
-             ("[MASK] / selected", int(to_mask.sum()) / n_sel, 0.8, n_sel,
-              "80% of the selected become mask_id, and the random 10% must never draw mask_id"),
-             ("another token / selected", int(other.sum()) / n_sel, 0.1 * (1 - 1 / v_ord), n_sel,
-              "10% of the selected become a random ordinary id, drawn from the ids that are not special (nor [MASK])"),
-             ("unchanged / selected", int(kept.sum()) / n_sel, 0.1 + 0.1 / v_ord, n_sel, "10% of the selected stay as they are")]
+    rates = [(ch.tr("选中 / 可选", "selected / eligible"), n_sel / n_elig, 0.15, n_elig,
+              ch.tr("每个可选词元都以 0.15 的概率被选中", "select each eligible token with probability 0.15")),
+             (ch.tr("[MASK] / 选中", "[MASK] / selected"), int(to_mask.sum()) / n_sel, 0.8, n_sel,
+              ch.tr("选中的词元中 80% 变为 mask_id，而随机替换的那 10% 绝不能抽到 mask_id",
+                    "80% of the selected become mask_id, and the random 10% must never draw mask_id")),
+             (ch.tr("其他词元 / 选中", "another token / selected"), int(other.sum()) / n_sel, 0.1 * (1 - 1 / v_ord), n_sel,
+              ch.tr("选中的词元中 10% 变为随机的普通 id，从非特殊词元（也不是 [MASK]）的 id 中抽取",
+                    "10% of the selected become a random ordinary id, drawn from the ids that are not special (nor [MASK])")),
+             (ch.tr("不变 / 选中", "unchanged / selected"), int(kept.sum()) / n_sel, 0.1 + 0.1 / v_ord, n_sel,
+              ch.tr("选中的词元中 10% 保持原样", "10% of the selected stay as they are"))]
     for name, got, want, n, hint in rates:
         se = math.sqrt(want * (1 - want) / n)
         if abs(got - want) > 5 * se:
-            raise AssertionError(f"{name} = {got:.4f}, expected {want:.4f} ± {5 * se:.4f} (5 SE over {n} draws): {hint}")
+            raise AssertionError(ch.tr(f"{name} = {got:.4f}，期望 {want:.4f} ± {5 * se:.4f}（{n} 次抽取的 5 个标准误）：{hint}",
+                                       f"{name} = {got:.4f}, expected {want:.4f} ± {5 * se:.4f} (5 SE over {n} draws): {hint}"))
     counts = torch.bincount(inputs[other], minlength=vocab)[5:].double()
     if bool((counts == 0).any()):
-        raise AssertionError(f"ids {[i + 5 for i in (counts == 0).nonzero().flatten().tolist()]} were never drawn as random "
-                             "replacements: draw uniformly from every ordinary id")
+        raise AssertionError(ch.tr(f"id {[i + 5 for i in (counts == 0).nonzero().flatten().tolist()]} 从未被抽作随机替换："
+                                   "应从所有普通 id 中均匀抽取",
+                                   f"ids {[i + 5 for i in (counts == 0).nonzero().flatten().tolist()]} were never drawn as random "
+                                   "replacements: draw uniformly from every ordinary id"))
     again = impl(ids, special, vocab, mask, specials, torch.Generator().manual_seed(1))
     other_seed = impl(ids, special, vocab, mask, specials, torch.Generator().manual_seed(2))
     if not (torch.equal(again[0], inputs) and torch.equal(again[1], labels)):
-        raise AssertionError("the same generator seed gave different masks: draw every random number from generator")
+        raise AssertionError(ch.tr("相同的 generator 种子给出了不同的掩码：每个随机数都应从随机数生成器 generator 中抽取",
+                                   "the same generator seed gave different masks: draw every random number from generator"))
     if torch.equal(other_seed[1], labels):
-        raise AssertionError("another generator seed gave the same masks: use generator for the selection")
-    return (f"{n_elig:,} eligible tokens: selected {n_sel / n_elig:.4f}, [MASK] {rates[1][1]:.4f}, other {rates[2][1]:.4f}, "
-            f"unchanged {rates[3][1]:.4f}; specials untouched")
+        raise AssertionError(ch.tr("换一个 generator 种子，掩码却完全相同：选择位置时应使用 generator",
+                                   "another generator seed gave the same masks: use generator for the selection"))
+    return ch.tr(f"{n_elig:,} 个可选词元：选中 {n_sel / n_elig:.4f}，[MASK] {rates[1][1]:.4f}，其他词元 {rates[2][1]:.4f}，"
+                 f"不变 {rates[3][1]:.4f}；特殊词元未被改动",
+                 f"{n_elig:,} eligible tokens: selected {n_sel / n_elig:.4f}, [MASK] {rates[1][1]:.4f}, other {rates[2][1]:.4f}, "
+                 f"unchanged {rates[3][1]:.4f}; specials untouched")
 
 
 ch.verify(check_mlm_mask_ex, mlm_mask_ex)
@@ -894,10 +928,11 @@ for a, text, word, kind, ids in probes:
     mass, prior = float(probs[sorted(ids)].sum()), float(unigram[sorted(ids)].sum())
     print(ch.tr(f"  {shown_text:<42} {top(probs)}   （所有{kind}：{mass:.2f}；它们在语料中的占比 {prior:.3f}）",
                 f"  {shown_text:<42} {top(probs)}   (all {kind}: {mass:.2f}; their share of the corpus {prior:.3f})"))
-    if not ch.fast:
-        ch.check(ch.tr(f"模型用{kind}填 '{shown_text}'，概率是其频率的 5 倍以上",
-                       f"the model fills '{shown_text}' with {kind}, 5× more often than their frequency"), mass > 5 * prior,
-                 ch.tr(f"概率 {mass:.2f}，对比频率 {prior:.3f}", f"probability {mass:.2f} vs frequency {prior:.3f}"))
+    if not ch.fast:  # bound: bench/README.md, "ch08 across seeds" (seed 2 gave 3.2× for cities)
+        ch.check_value(ch.tr(f"模型用{kind}填 '{shown_text}' 的概率是其频率的许多倍（倍数）",
+                             f"the model fills '{shown_text}' with {kind} many times more often than their frequency (ratio)"),
+                       mass / prior, low=2.0,
+                       detail=ch.tr(f"概率 {mass:.2f}，对比频率 {prior:.3f}", f"probability {mass:.2f} vs frequency {prior:.3f}"))
 
 good_ids = [first_piece(w) for w, _ in GOOD_FEELINGS]
 bad_ids = [first_piece(w) for w, _ in BAD_FEELINGS]
@@ -1006,13 +1041,162 @@ with torch.no_grad():
 print(ch.tr(f"  已保存到 {saved}：{sorted(p.name for p in saved.iterdir())}", f"  saved to {saved}: {sorted(p.name for p in saved.iterdir())}"))
 
 # %% [markdown] lang="zh"
+# ## 8. 换一份语料：从笔记里学会褒贬
+#
+# §6 表明，在世界的故事上预训练的模型并不知道哪些评价是好的。原因不在模型，而在**语料**：故事中，
+# 一个评价和它引起的感受隔着一句话，而且评价常带否定和转折。随书数据里还有另一份无标签文本：
+# 8,000 条短**笔记**（`data/notes_en.txt`），每条两句，每句用 "and" 连接两个同一褒贬的形容词，
+# 并说出它们引起的感受：
+#
+#     At Lucky Cinema, the movie was marvellous and fantastic, so I was happy.
+#
+# 笔记用到 164 个表达评价的形容词，其中 127 个从不出现在故事和 `reviews_*` 评论里（它们也是 ch10
+# 的“短评”所用的词）。"A and B" 连接的两个形容词褒贬相同（Hatzivassiloglou 与 McKeown，1997），
+# 句末的感受又点明了褒贬：要预测被遮住的 "happy"，或被遮住的 "marvellous"，模型就得知道哪些词是
+# 好的。这就是预训练能从无标签文本中学到的东西——前提是文本里确实写着它。
+#
+# 配方与 §5 有四处不同，每一处都是在 `bench/` 中测量后才定下来的（见 bench/README.md）：
+#
+# * **分词器有 1,200 个词元**，在故事和笔记上训练：§1 的 700 个词元会把许多形容词拆成几段（见下面的
+#   计数），而一个被拆开的词，它的一段可以由另一段猜出来，用不着理解上下文；
+# * **恒定学习率 2e-3**（30 步预热之后），没有余弦衰减；
+# * **遮住 30% 的词元**，而不是 15%：每一步有更多的感受词要预测；
+# * 批次大小 128，1,000 步（在两核 CPU 上约 70 秒）。
+#
+# 学习的过程很特别：MLM 损失先停在一个平台上，然后**突然下降**——那正是模型学会把空位与前面的
+# 形容词联系起来的时刻。平台有多长取决于种子：批次为 64 时，5 个种子中有一个要到 1,500 步以后才下降；
+# 批次 128、1,000 步（句对总数多三分之一）在我们测过的每个种子上都学会了（bench/README.md）。
+
+# %% [markdown] lang="en"
+# ## 8. Another corpus: learning good from bad from notes
+#
+# §6 showed that the model pretrained on the world's stories does not know which judgements are
+# good. The reason is not the model but the **corpus**: in a story a judgement and the feeling it
+# causes are a sentence apart, and judgements are often negated or contrasted. The bundled data
+# holds another unlabelled text: 8,000 short **notes** (`data/notes_en.txt`), two sentences each,
+# each joining two adjectives of one sentiment with "and" and naming the feeling they caused:
+#
+#     At Lucky Cinema, the movie was marvellous and fantastic, so I was happy.
+#
+# The notes use 164 adjectives of opinion, 127 of which never occur in the stories or in the
+# `reviews_*` reviews (they are the words of ch10's *short reviews*). Two adjectives joined by
+# "and" share their sentiment (Hatzivassiloglou and McKeown, 1997), and the feeling at the end
+# names it: to predict a masked "happy", or a masked "marvellous", the model has to know which
+# words are good. This is what pretraining can learn from unlabelled text — provided the text says it.
+#
+# The recipe differs from §5's in four ways, each settled by measurements in `bench/` (see
+# bench/README.md):
+#
+# * **a tokenizer of 1,200 pieces**, trained on the stories and the notes: §1's 700 pieces split
+#   many adjectives into several (counted below), and one piece of a split word can be guessed
+#   from the other without understanding the context;
+# * **a constant learning rate of 2e-3** (after 30 warm-up steps), no cosine decay;
+# * **30% of the tokens masked**, not 15%: more feelings to predict per step;
+# * batches of 128, 1,000 steps (about 70 s on two CPU cores).
+#
+# The learning has a peculiar shape: the MLM loss sits on a plateau, then **drops suddenly** —
+# the moment the model learns to relate the blank to the adjectives before it. How long the
+# plateau lasts depends on the seed: with batches of 64, one seed in five had not dropped after
+# 1,500 steps; batches of 128 for 1,000 steps (a third more pairs) learnt it on every seed we
+# measured (bench/README.md).
+
+# %%
+from minibert.recipes import NOTES_RECIPE, pretrain_on_notes, train_notes_tokenizer  # noqa: E402
+from minitransformer.data import load_world_notes  # noqa: E402
+from minitransformer.data.world_lexicon import OPINION_WORDS  # noqa: E402
+from minitransformer.data.world_opinions import sample_note  # noqa: E402
+
+notes = load_world_notes("en")
+print(ch.tr(f"  {len(notes):,} 条笔记，{sum(len(d) for d in notes):,} 个句子；前两条：",
+            f"  {len(notes):,} notes, {sum(len(d) for d in notes):,} sentences; the first two:"))
+for doc in notes[:2]:
+    for sentence in doc:
+        print(f"    {sentence}")
+opinion = sorted({a.en for group in OPINION_WORDS.values() for a in group})
+NOTES = {**NOTES_RECIPE, "steps": ch.steps(NOTES_RECIPE["steps"], 40), "eval_every": ch.steps(NOTES_RECIPE["eval_every"], 20),
+         "eval_batches": ch.steps(NOTES_RECIPE["eval_batches"], 2)}
+notes_tokenizer = train_notes_tokenizer(NOTES, "en")
+split = {name: sum(len(t.encode("a " + w)) > 2 for w in opinion) for name, t in (("700", tokenizer), ("1200", notes_tokenizer))}
+print(ch.tr(f"  {len(opinion)} 个评价形容词中被拆成几段的：§1 的 700 词元分词器 {split['700']} 个，1,200 词元的分词器 {split['1200']} 个",
+            f"  opinion adjectives split into several pieces, of {len(opinion)}: {split['700']} by §1's 700-piece tokenizer, "
+            f"{split['1200']} by the 1,200-piece one"))
+ch.check(ch.tr("1,200 词元的分词器让每个评价形容词保持完整", "the 1,200-piece tokenizer keeps every opinion adjective whole"),
+         split["1200"] == 0, ch.tr(f"{split['1200']} 个被拆开", f"{split['1200']} split"))
+
+notes_folder, notes_history = pretrain_on_notes(ch.out, NOTES, lang="en", seed=ch.seed_for(0))
+notes_model = BertForPreTraining.from_pretrained(notes_folder).eval()
+notes_train = [r for r in notes_history if r["split"] == "train"]
+notes_val = [r for r in notes_history if r["split"] == "val"]
+print(ch.tr("   步数   MLM 损失  MLM 准确率  NSP 准确率（验证集）", "   step   MLM loss  MLM acc   NSP acc   (validation)"))
+for r in notes_val:
+    print(f"  {r['step']:5d}   {r['mlm_loss']:8.3f}  {r['mlm_acc']:7.1%}   {r['nsp_acc']:7.1%}")
+
+# %% [markdown] lang="zh"
+# 下面用同样的方式考一考两个模型：在没见过的笔记里遮住感受词，看 MLM 输出头把更多概率给了好的感受
+# （happy、pleased、glad）还是坏的感受（sad、angry、disappointed）。"总是回答好" 只能得 50% 左右。
+
+# %% [markdown] lang="en"
+# Now quiz both models the same way: in notes they have never seen, mask the feeling and ask
+# whether the MLM head gives more probability to the good feelings (happy, pleased, glad) or to the
+# bad ones (sad, angry, disappointed). Always answering "good" scores about 50%.
+
+# %%
+def feeling_quiz(bert, tok, n=300):
+    """Share of ``n`` fresh notes whose masked feeling the MLM head puts on the right side (good vs bad),
+    and the (probability of good, text) of the first three."""
+    good = [tok.encode("a " + w)[1] for w, _ in GOOD_FEELINGS]
+    bad = [tok.encode("a " + w)[1] for w, _ in BAD_FEELINGS]
+    rng = random.Random(20260 + ch.seed)  # notes the pretraining never saw (another generator)
+    rows, segs, at, truth, texts = [], [], [], [], []
+    for _ in range(n):
+        note = sample_note(rng)
+        first = note.sentences()[0].text("en")
+        ids = tok.encode(first)
+        k = max(i for i, t in enumerate(ids) if t in good + bad)  # the feeling, one piece
+        ids[k] = tok.mask_id
+        row, seg = build_pair_inputs(ids, tok.encode(note.sentences()[1].text("en")), tok.cls_id, tok.sep_id, MAX_LEN)
+        rows.append(row)
+        segs.append(seg)
+        at.append(k + 1)  # after [CLS]
+        truth.append(note.parts[0].adjectives[0].positive)
+        texts.append(first)
+    with torch.no_grad():
+        logits = bert(pad_rows(rows, tok.pad_id), pad_rows(segs, 0), pad_rows([[1] * len(r) for r in rows], 0)).mlm_logits
+    p = logits[torch.arange(n), torch.tensor(at)].softmax(-1)
+    p_good = p[:, good].sum(-1) / (p[:, good].sum(-1) + p[:, bad].sum(-1))
+    acc = float(((p_good > 0.5) == torch.tensor(truth)).float().mean())
+    return acc, [(float(p_good[i]), texts[i]) for i in range(3)]
+
+
+quiz = {name: feeling_quiz(bert, tok) for name, bert, tok in
+        (("§5", model, tokenizer), ("§8", notes_model, notes_tokenizer))}
+for name, (acc, shown) in quiz.items():
+    print(ch.tr(f"  {name} 的模型：300 条新笔记中感受判断正确 {acc:.1%}", f"  {name}'s model: feeling right in {acc:.1%} of 300 fresh notes"))
+    for p_good, text in shown:
+        print(f"      P(good) = {p_good:.2f}   {text}")
+
+fig, ax = plt.subplots(figsize=(7, 3.3))
+ax.plot([r["step"] for r in notes_train], [r["mlm_loss"] for r in notes_train], lw=1, label=ch.tr("训练", "train"))
+ax.plot([r["step"] for r in notes_val], [r["mlm_loss"] for r in notes_val], "o-", label=ch.tr("验证", "validation"))
+ax.set(xlabel=ch.tr("步数", "step"), ylabel=ch.tr("MLM 损失", "MLM loss"),
+       title=ch.tr("在笔记上预训练：平台，然后突然下降", "pretraining on the notes: a plateau, then a sudden drop"))
+ax.legend(fontsize=8)
+ch.savefig(fig, "notes_pretraining_curve")
+if not ch.fast:
+    ch.check_value(ch.tr("在笔记上预训练的模型知道哪些形容词是好的：新笔记的感受判断正确率",
+                         "the model pretrained on the notes knows which adjectives are good (feeling right on fresh notes)"),
+                   quiz["§8"][0], low=0.8, detail=ch.tr(f"§5 的模型：{quiz['§5'][0]:.1%}", f"§5's model: {quiz['§5'][0]:.1%}"))
+print(ch.tr(f"  已保存到 {notes_folder}（ch10 §4 用它）", f"  saved to {notes_folder} (ch10 §4 uses it)"))
+
+# %% [markdown] lang="zh"
 # ## 小结
 #
 # * NSP 句对 `[CLS] A [SEP] B [SEP]` 及其片段编号：正负各半，负样本来自另一篇文档；
 # * BERT 的掩码规则 15% · 80/10/10，在 100,000 多个词元上与闭式解对照测量；动态掩码；
 # * MLM 和 NSP 两个输出头及其损失，都从随机水平（ln|V|、ln 2）起步；
 # * 用共享训练器预训练了一个 15.8 万参数的 BERT：两个损失都在下降，两个准确率都远高于随机水平
-#   ——同时也测量了约 600 步训练所能教会的东西的局限。
+#   ——同时也测量了约 600 步训练所能教会的东西的局限；
+# * 同一个架构在笔记上预训练，学会了哪些形容词是好的：预训练学到什么，取决于语料里写着什么。
 #
 # 对原文预训练任务列表的更正：**MLM 和 NSP 是任务；BERT 是模型。**
 # 下一章 ch10 将微调这个模型来给评论分类，并对它进行评估。
@@ -1025,7 +1209,9 @@ print(ch.tr(f"  已保存到 {saved}：{sorted(p.name for p in saved.iterdir())}
 #   dynamic masking;
 # * the MLM and NSP heads and losses, starting at chance (ln|V|, ln 2);
 # * a 158k-parameter BERT pretrained with the shared trainer: both losses fall, both accuracies
-#   rise well above chance — and a measured limit of what ~600 steps teach.
+#   rise well above chance — and a measured limit of what ~600 steps teach;
+# * the same architecture pretrained on the notes, which learns which adjectives are good: what
+#   pretraining learns depends on what the corpus says.
 #
 # The article's list of pretraining tasks, corrected: **MLM and NSP are the tasks; BERT is the model.**
 # Next, ch10 fine-tunes this model to classify reviews and evaluates it.

@@ -180,22 +180,29 @@ def check_causal_lm_loss_ex(impl):
     logits = torch.randn(b, t, v, generator=g, dtype=torch.float64)
     got = impl(logits, idx)
     if not isinstance(got, torch.Tensor) or got.dim() != 0:
-        raise AssertionError(f"expected a scalar tensor, received {getattr(got, 'shape', type(got).__name__)}")
+        raise AssertionError(ch.tr(f"期望一个标量张量，实际得到 {getattr(got, 'shape', type(got).__name__)}",
+                                   f"expected a scalar tensor, received {getattr(got, 'shape', type(got).__name__)}"))
     want = F.cross_entropy(logits[:, :-1].reshape(-1, v), idx[:, 1:].reshape(-1))
     err = float((got - want).abs())
     if not err <= 1e-10:
-        raise AssertionError(f"random logits: {float(got):.6f} vs F.cross_entropy on logits[:, :-1] and idx[:, 1:] "
-                             f"{float(want):.6f} — position t predicts idx[:, t+1]: drop the last logit and the "
-                             "first token (shift by exactly one), then average over B·(T−1) predictions")
+        raise AssertionError(ch.tr(f"随机 logits：得到 {float(got):.6f}，而 F.cross_entropy 在 logits[:, :-1] 和 idx[:, 1:] 上为 "
+                                   f"{float(want):.6f}——位置 t 预测的是 idx[:, t+1]：去掉最后一个 logit 和第一个词元"
+                                   "（恰好错开一位），再对 B·(T−1) 个预测取平均",
+                                   f"random logits: {float(got):.6f} vs F.cross_entropy on logits[:, :-1] and idx[:, 1:] "
+                                   f"{float(want):.6f} — position t predicts idx[:, t+1]: drop the last logit and the "
+                                   "first token (shift by exactly one), then average over B·(T−1) predictions"))
     m = 6.0  # a "perfect" model: logit m on the true next token, 0 elsewhere
     perfect = torch.zeros(b, t, v, dtype=torch.float64)
     perfect[:, :-1].scatter_(-1, idx[:, 1:, None], m)
     closed = math.log(1 + (v - 1) * math.exp(-m))
     got_perfect = float(impl(perfect, idx))
     if abs(got_perfect - closed) > 1e-10:
-        raise AssertionError(f"a model that predicts the next token with margin {m:g}: loss {got_perfect:.4f}, expected "
-                             f"ln(1 + (V−1)e^(−m)) = {closed:.4f} — the targets are shifted by one the wrong way or not at all")
-    return f"matches F.cross_entropy (err {err:.1e}) and the closed form ln(1 + (V−1)e^(−m)) = {closed:.4f}"
+        raise AssertionError(ch.tr(f"以间隔 {m:g} 预测出下一个词元的模型：损失为 {got_perfect:.4f}，期望 "
+                                   f"ln(1 + (V−1)e^(−m)) = {closed:.4f}——目标序列错位的方向反了，或者根本没有错位",
+                                   f"a model that predicts the next token with margin {m:g}: loss {got_perfect:.4f}, expected "
+                                   f"ln(1 + (V−1)e^(−m)) = {closed:.4f} — the targets are shifted by one the wrong way or not at all"))
+    return ch.tr(f"与 F.cross_entropy 一致（误差 {err:.1e}），也符合闭式解 ln(1 + (V−1)e^(−m)) = {closed:.4f}",
+                 f"matches F.cross_entropy (err {err:.1e}) and the closed form ln(1 + (V−1)e^(−m)) = {closed:.4f}")
 
 
 ch.verify(check_causal_lm_loss_ex, causal_lm_loss_ex)
@@ -301,28 +308,34 @@ def check_causal_mask_ex(impl):
     for t in range(1, 7):
         got = impl(t)
         if not isinstance(got, torch.Tensor) or got.dtype != torch.bool:
-            raise AssertionError(f"T={t}: expected a torch.bool tensor (True = may attend), received "
-                                 f"{getattr(got, 'dtype', type(got).__name__)}")
+            raise AssertionError(ch.tr(f"T={t}：期望一个 torch.bool 张量（True 表示可以关注），实际得到 "
+                                       f"{getattr(got, 'dtype', type(got).__name__)}",
+                                       f"T={t}: expected a torch.bool tensor (True = may attend), received "
+                                       f"{getattr(got, 'dtype', type(got).__name__)}"))
         want = torch.ones(t, t, dtype=torch.bool).tril()
         if got.shape != want.shape:
-            raise AssertionError(f"T={t}: expected shape {tuple(want.shape)}, received {tuple(got.shape)}")
+            raise AssertionError(ch.tr(f"T={t}：期望形状 {tuple(want.shape)}，实际得到 {tuple(got.shape)}",
+                                       f"T={t}: expected shape {tuple(want.shape)}, received {tuple(got.shape)}"))
         if not torch.equal(got, want):
             if torch.equal(got, want.T):
-                hint = "it is transposed: row i is the query, column j the key"
+                hint = ch.tr("掩码被转置了：第 i 行是查询，第 j 列是键", "it is transposed: row i is the query, column j the key")
             elif torch.equal(got, torch.ones(t, t, dtype=torch.bool).tril(-1)):
-                hint = "the diagonal is missing: a token may attend to itself (j = i)"
+                hint = ch.tr("缺了对角线：词元可以关注它自己（j = i）", "the diagonal is missing: a token may attend to itself (j = i)")
             elif torch.equal(got, torch.ones(t, t, dtype=torch.bool).tril(1)):
-                hint = "shifted by one: query i sees key i+1, a future token"
+                hint = ch.tr("错开了一位：查询 i 看到了键 i+1，也就是未来的词元",
+                             "shifted by one: query i sees key i+1, a future token")
             else:
-                hint = "True exactly where j <= i"
-            raise AssertionError(f"T={t}: wrong mask — {hint}")
+                hint = ch.tr("恰好在 j <= i 处为 True", "True exactly where j <= i")
+            raise AssertionError(ch.tr(f"T={t}：掩码错误——{hint}", f"T={t}: wrong mask — {hint}"))
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64) for _ in range(3))
     err = float((F.scaled_dot_product_attention(q, k, v, attn_mask=impl(5))
                  - F.scaled_dot_product_attention(q, k, v, is_causal=True)).abs().max())
     if not err <= 1e-12:
-        raise AssertionError(f"attention with this mask differs from is_causal=True by {err:.1e}")
-    return f"T = 1..6 equal torch.tril; attention through it == F.scaled_dot_product_attention(is_causal=True), err {err:.1e}"
+        raise AssertionError(ch.tr(f"用这个掩码算出的注意力与 is_causal=True 相差 {err:.1e}",
+                                   f"attention with this mask differs from is_causal=True by {err:.1e}"))
+    return ch.tr(f"T = 1..6 都等于 torch.tril；用它算出的注意力 == F.scaled_dot_product_attention(is_causal=True)，误差 {err:.1e}",
+                 f"T = 1..6 equal torch.tril; attention through it == F.scaled_dot_product_attention(is_causal=True), err {err:.1e}")
 
 
 ch.verify(check_causal_mask_ex, causal_mask_ex)
@@ -570,43 +583,60 @@ def check_top_k_top_p_ex(impl):
     logits = torch.log(probs) + torch.tensor([[1.0], [-2.0]], dtype=torch.float64)  # a shift per row changes nothing
     # the kept tokens, by probability: sorted 0.40, 0.30, 0.15, 0.10, 0.05 with mass before 0, .40, .70, .85, .95
     cases = [
-        (None, None, (0.40, 0.30, 0.15, 0.10, 0.05), "no filter keeps everything"),
-        (2, None, (0.40, 0.30), "top-k = 2 keeps exactly 2 (not k+1)"),
-        (1, None, (0.40,), "top-k = 1 keeps the argmax"),
-        (9, None, (0.40, 0.30, 0.15, 0.10, 0.05), "top-k ≥ V keeps everything"),
-        (None, 0.65, (0.40, 0.30), "top-p = 0.65: keep 0.30 too — the mass before it (0.40) is < p; "
-                                   "the token that crosses p belongs to the nucleus"),
-        (None, 0.75, (0.40, 0.30, 0.15), "top-p = 0.75: mass before 0.15 is 0.70 < p, so 3 tokens"),
-        (None, 0.30, (0.40,), "top-p = 0.30: the top token alone already reaches p (and is always kept)"),
-        (3, 0.80, (0.40, 0.30), "top-k = 3 then top-p = 0.80 on the renormalised 0.40/0.85, 0.30/0.85, "
-                                "0.15/0.85: the mass before the third is 0.82 ≥ p — renormalise after top-k"),
+        (None, None, (0.40, 0.30, 0.15, 0.10, 0.05), ch.tr("不做过滤时保留全部词元", "no filter keeps everything")),
+        (2, None, (0.40, 0.30), ch.tr("top-k = 2 恰好保留 2 个（不是 k+1 个）", "top-k = 2 keeps exactly 2 (not k+1)")),
+        (1, None, (0.40,), ch.tr("top-k = 1 只保留 argmax", "top-k = 1 keeps the argmax")),
+        (9, None, (0.40, 0.30, 0.15, 0.10, 0.05), ch.tr("top-k ≥ V 时保留全部词元", "top-k ≥ V keeps everything")),
+        (None, 0.65, (0.40, 0.30), ch.tr("top-p = 0.65：0.30 也要保留——它之前的累积概率（0.40）< p；"
+                                         "越过 p 的那个词元属于核（nucleus）",
+                                         "top-p = 0.65: keep 0.30 too — the mass before it (0.40) is < p; "
+                                         "the token that crosses p belongs to the nucleus")),
+        (None, 0.75, (0.40, 0.30, 0.15), ch.tr("top-p = 0.75：0.15 之前的累积概率为 0.70 < p，所以保留 3 个词元",
+                                               "top-p = 0.75: mass before 0.15 is 0.70 < p, so 3 tokens")),
+        (None, 0.30, (0.40,), ch.tr("top-p = 0.30：概率最高的词元单独就已达到 p（而且它总会被保留）",
+                                    "top-p = 0.30: the top token alone already reaches p (and is always kept)")),
+        (3, 0.80, (0.40, 0.30), ch.tr("先 top-k = 3，再在重新归一化后的 0.40/0.85、0.30/0.85、0.15/0.85 上做 top-p = 0.80："
+                                      "第三个之前的累积概率为 0.82 ≥ p——top-k 之后要重新归一化",
+                                      "top-k = 3 then top-p = 0.80 on the renormalised 0.40/0.85, 0.30/0.85, "
+                                      "0.15/0.85: the mass before the third is 0.82 ≥ p — renormalise after top-k")),
     ]
     before = logits.clone()
     for top_k, top_p, kept_probs, hint in cases:
         got = impl(logits, top_k, top_p)
         if not torch.equal(logits, before):
-            raise AssertionError("the input logits were modified in place; return a new tensor")
+            raise AssertionError(ch.tr("输入的 logits 被原地修改了；应返回一个新张量",
+                                       "the input logits were modified in place; return a new tensor"))
         if not isinstance(got, torch.Tensor) or got.shape != logits.shape:
-            raise AssertionError(f"top_k={top_k}, top_p={top_p}: expected shape {tuple(logits.shape)}, received "
-                                 f"{getattr(got, 'shape', type(got).__name__)}")
+            raise AssertionError(ch.tr(f"top_k={top_k}，top_p={top_p}：期望形状 {tuple(logits.shape)}，实际得到 "
+                                       f"{getattr(got, 'shape', type(got).__name__)}",
+                                       f"top_k={top_k}, top_p={top_p}: expected shape {tuple(logits.shape)}, received "
+                                       f"{getattr(got, 'shape', type(got).__name__)}"))
         want_kept = torch.zeros_like(probs, dtype=torch.bool)
         for p in kept_probs:
             want_kept |= (probs - p).abs() < 1e-12
         got_kept = torch.isfinite(got)
         extra = got_kept & ~want_kept
         if bool(extra.any()) and not torch.equal(got[extra], logits[extra]):
-            raise AssertionError(f"top_k={top_k}, top_p={top_p}: filtered-out logits must be -inf (not a large "
-                                 "negative number), kept ones unchanged")
+            raise AssertionError(ch.tr(f"top_k={top_k}，top_p={top_p}：被过滤掉的 logits 必须是 -inf（而不是一个很大的"
+                                       "负数），保留的 logits 不变",
+                                       f"top_k={top_k}, top_p={top_p}: filtered-out logits must be -inf (not a large "
+                                       "negative number), kept ones unchanged"))
         if not torch.equal(got_kept, want_kept):
             n_got = got_kept.sum(-1).tolist()
-            raise AssertionError(f"top_k={top_k}, top_p={top_p}: kept {n_got} tokens per row, expected "
-                                 f"{len(kept_probs)} (probabilities {kept_probs}) — {hint}")
+            raise AssertionError(ch.tr(f"top_k={top_k}，top_p={top_p}：每行保留了 {n_got} 个词元，期望 "
+                                       f"{len(kept_probs)} 个（概率为 {kept_probs}）——{hint}",
+                                       f"top_k={top_k}, top_p={top_p}: kept {n_got} tokens per row, expected "
+                                       f"{len(kept_probs)} (probabilities {kept_probs}) — {hint}"))
         if bool((got[~got_kept] != float("-inf")).any()):
-            raise AssertionError(f"top_k={top_k}, top_p={top_p}: filtered-out logits must be -inf")
+            raise AssertionError(ch.tr(f"top_k={top_k}，top_p={top_p}：被过滤掉的 logits 必须是 -inf",
+                                       f"top_k={top_k}, top_p={top_p}: filtered-out logits must be -inf"))
         if not torch.equal(got[got_kept], logits[got_kept]):
-            raise AssertionError(f"top_k={top_k}, top_p={top_p}: kept logits must keep their values (no renormalising "
-                                 "of the logits themselves; softmax does that)")
-    return f"{len(cases)} cases (top-k, top-p, both, top token, crossing token), kept sets worked out by hand"
+            raise AssertionError(ch.tr(f"top_k={top_k}，top_p={top_p}：保留的 logits 必须保持原值（不要对 logits 本身"
+                                       "重新归一化；softmax 会做这件事）",
+                                       f"top_k={top_k}, top_p={top_p}: kept logits must keep their values (no renormalising "
+                                       "of the logits themselves; softmax does that)"))
+    return ch.tr(f"{len(cases)} 种情形（top-k、top-p、两者兼用、最高概率词元、越过阈值的词元），保留集合均为手工推算",
+                 f"{len(cases)} cases (top-k, top-p, both, top token, crossing token), kept sets worked out by hand")
 
 
 ch.verify(check_top_k_top_p_ex, top_k_top_p_ex)
@@ -844,28 +874,41 @@ def check_kv_cache_step_ex(impl):
         end = start + size
         got = impl(q[:, :, start:end], k[:, :, start:end], v[:, :, start:end], cache_k, cache_v)
         if not isinstance(got, (tuple, list)) or len(got) != 3:
-            raise AssertionError(f"expected a tuple (out, cache_k, cache_v), received {type(got).__name__}")
+            raise AssertionError(ch.tr(f"期望一个元组 (out, cache_k, cache_v)，实际得到 {type(got).__name__}",
+                                       f"expected a tuple (out, cache_k, cache_v), received {type(got).__name__}"))
         out, cache_k, cache_v = got
-        where = f"chunk of {size} token(s) at positions {start}..{end - 1} ({start} cached before it)"
+        where = ch.tr(f"位置 {start}..{end - 1} 上的 {size} 个词元（之前已缓存 {start} 个）",
+                      f"chunk of {size} token(s) at positions {start}..{end - 1} ({start} cached before it)")
         for name, got_c, want_c in (("cache_k", cache_k, k[:, :, :end]), ("cache_v", cache_v, v[:, :, :end])):
             if not isinstance(got_c, torch.Tensor) or got_c.shape != want_c.shape or not torch.equal(got_c, want_c):
-                raise AssertionError(f"{where}: {name} should hold the keys/values of tokens 0..{end - 1}, shape "
-                                     f"{tuple(want_c.shape)}, received {getattr(got_c, 'shape', type(got_c).__name__)}"
-                                     " — append the new ones along the time axis (dim 2)")
+                received = getattr(got_c, "shape", type(got_c).__name__)
+                raise AssertionError(ch.tr(f"{where}：{name} 应存放词元 0..{end - 1} 的键/值，形状为 "
+                                           f"{tuple(want_c.shape)}，实际得到 {received}"
+                                           "——沿时间轴（dim 2）把新的键/值追加在后面",
+                                           f"{where}: {name} should hold the keys/values of tokens 0..{end - 1}, shape "
+                                           f"{tuple(want_c.shape)}, received {received}"
+                                           " — append the new ones along the time axis (dim 2)"))
         if not isinstance(out, torch.Tensor) or out.shape != (b, h, size, hs):
-            raise AssertionError(f"{where}: expected out of shape {(b, h, size, hs)}, received "
-                                 f"{getattr(out, 'shape', type(out).__name__)}")
+            raise AssertionError(ch.tr(f"{where}：期望 out 的形状为 {(b, h, size, hs)}，实际得到 "
+                                       f"{getattr(out, 'shape', type(out).__name__)}",
+                                       f"{where}: expected out of shape {(b, h, size, hs)}, received "
+                                       f"{getattr(out, 'shape', type(out).__name__)}"))
         err = float((out - want[:, :, start:end]).abs().max())
         if not err <= 1e-10:
-            hint = ("attend to the cached keys and the new ones (append first); new token i sits at position "
-                    "T_past + i and sees keys j <= T_past + i — the causal mask is aligned bottom-right "
-                    "(F.scaled_dot_product_attention's is_causal aligns it top-left when T_q != T_k)"
+            hint = (ch.tr("要同时关注缓存的键和新的键（先追加）；新词元 i 位于位置 T_past + i，能看到 j <= T_past + i 的键"
+                          "——因果掩码要右下对齐（当 T_q != T_k 时，F.scaled_dot_product_attention 的 is_causal 是左上对齐的）",
+                          "attend to the cached keys and the new ones (append first); new token i sits at position "
+                          "T_past + i and sees keys j <= T_past + i — the causal mask is aligned bottom-right "
+                          "(F.scaled_dot_product_attention's is_causal aligns it top-left when T_q != T_k)")
                     if start > 0 else
-                    "scale the scores by 1/√hs and mask the future tokens inside the chunk (j > i)")
-            raise AssertionError(f"{where}: max abs err {err:.1e} vs full causal attention — {hint}")
+                    ch.tr("把分数乘以 1/√hs，并遮住块内的未来词元（j > i）",
+                          "scale the scores by 1/√hs and mask the future tokens inside the chunk (j > i)"))
+            raise AssertionError(ch.tr(f"{where}：与完整因果注意力的最大绝对误差为 {err:.1e}——{hint}",
+                                       f"{where}: max abs err {err:.1e} vs full causal attention — {hint}"))
         worst = max(worst, err)
         start = end
-    return f"8 tokens in chunks 3,1,2,1,1 == F.scaled_dot_product_attention(is_causal=True), max abs err {worst:.1e}"
+    return ch.tr(f"8 个词元按 3,1,2,1,1 分块输入 == F.scaled_dot_product_attention(is_causal=True)，最大绝对误差 {worst:.1e}",
+                 f"8 tokens in chunks 3,1,2,1,1 == F.scaled_dot_product_attention(is_causal=True), max abs err {worst:.1e}")
 
 
 ch.verify(check_kv_cache_step_ex, kv_cache_step_ex)

@@ -92,6 +92,7 @@ ch = Chapter("ch10_classification")  # --seed N changes every seed below (ch.see
 
 # %%
 MAX_LEN = 64
+GAP_BOUND = 0.10  # §4's check at 128 labels: pretrained − scratch, mean of 3 subsets (bench/README.md, "ch10 across seeds")
 RECIPE = dict(chapter="ch08 tiny BERT v1", vocab_size=700, max_len=MAX_LEN, n_val_docs=100, split_seed=0,
               hidden_size=64, layers=2, heads=2, intermediate_size=256, steps=ch.steps(600, 40), batch_size=32, lr=5e-3,
               warmup=ch.steps(30, 8), eval_every=ch.steps(100, 20), eval_batches=ch.steps(16, 2), seed=ch.seed)  # as in ch08
@@ -468,26 +469,33 @@ def check_precision_recall_f1_ex(impl):
 
     cases = [
         # name, y_true, y_pred, positive, (P, R, F1) worked out by hand
-        ("10 samples: TP 2, FP 1, FN 2 (accuracy 0.7)", [1, 1, 1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 1, 0, 0, 0, 0, 0], 1,
-         (2 / 3, 1 / 2, 4 / 7)),
-        ("rare class: 50 of 1000 true, 40 flagged, 20 right (accuracy 0.95)", ["neg"] * 50 + ["pos"] * 950,
+        (ch.tr("10 个样本：TP 2，FP 1，FN 2（准确率 0.7）", "10 samples: TP 2, FP 1, FN 2 (accuracy 0.7)"),
+         [1, 1, 1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 1, 0, 0, 0, 0, 0], 1, (2 / 3, 1 / 2, 4 / 7)),
+        (ch.tr("稀有类别：1000 个样本中真实为该类的有 50 个，预测为该类的有 40 个，其中 20 个正确（准确率 0.95）",
+               "rare class: 50 of 1000 true, 40 flagged, 20 right (accuracy 0.95)"), ["neg"] * 50 + ["pos"] * 950,
          ["neg"] * 20 + ["pos"] * 30 + ["neg"] * 20 + ["pos"] * 930, "neg", (1 / 2, 2 / 5, 4 / 9)),
-        ("three classes, strings: TP 1, FP 2, FN 1", ["pos", "neg", "neu", "pos", "neu"], ["pos", "pos", "neu", "neg", "pos"], "pos",
-         (1 / 3, 1 / 2, 2 / 5)),
-        ("a class never predicted: precision 0/0 -> 0", ["a", "b", "b", "a"], ["b", "b", "b", "b"], "a", (0.0, 0.0, 0.0)),
-        ("a class never true: recall 0/0 -> 0", ["a", "b", "b"], ["c", "b", "b"], "c", (0.0, 0.0, 0.0)),
-        ("perfect predictions", (0, 1, 1, 0, 1), (0, 1, 1, 0, 1), 1, (1.0, 1.0, 1.0)),
+        (ch.tr("三个类别，字符串标签：TP 1，FP 2，FN 1", "three classes, strings: TP 1, FP 2, FN 1"),
+         ["pos", "neg", "neu", "pos", "neu"], ["pos", "pos", "neu", "neg", "pos"], "pos", (1 / 3, 1 / 2, 2 / 5)),
+        (ch.tr("从未被预测的类别：精确率 0/0 -> 0", "a class never predicted: precision 0/0 -> 0"),
+         ["a", "b", "b", "a"], ["b", "b", "b", "b"], "a", (0.0, 0.0, 0.0)),
+        (ch.tr("从未真实出现的类别：召回率 0/0 -> 0", "a class never true: recall 0/0 -> 0"),
+         ["a", "b", "b"], ["c", "b", "b"], "c", (0.0, 0.0, 0.0)),
+        (ch.tr("完全正确的预测", "perfect predictions"), (0, 1, 1, 0, 1), (0, 1, 1, 0, 1), 1, (1.0, 1.0, 1.0)),
     ]
     for name, t, p, positive, want in cases:
         got = impl(t, p, positive)
         if not isinstance(got, (tuple, list)) or len(got) != 3:
-            raise AssertionError(f"{name}: expected a tuple (precision, recall, f1), received {got!r}")
+            raise AssertionError(ch.tr(f"{name}：期望一个元组 (precision, recall, f1)，实际得到 {got!r}",
+                                       f"{name}: expected a tuple (precision, recall, f1), received {got!r}"))
         for what, g, w in zip(("precision", "recall", "f1"), got, want):
             if not isinstance(g, (int, float)) or isinstance(g, bool) or math.isnan(g) or abs(g - w) > 1e-9:
-                hint = {"precision": "P = TP / (TP + FP), 0 when nothing is predicted as the class",
-                        "recall": "R = TP / (TP + FN), 0 when the class never occurs",
-                        "f1": "F1 = 2PR / (P + R), the harmonic mean of precision and recall (not of accuracy)"}[what]
-                raise AssertionError(f"{name}: {what} = {g!r}, expected {w:.6f}: {hint}")
+                hint = {"precision": ch.tr("P = TP / (TP + FP)，没有样本被预测为该类别时为 0",
+                                           "P = TP / (TP + FP), 0 when nothing is predicted as the class"),
+                        "recall": ch.tr("R = TP / (TP + FN)，该类别从未出现时为 0", "R = TP / (TP + FN), 0 when the class never occurs"),
+                        "f1": ch.tr("F1 = 2PR / (P + R)，即精确率与召回率的调和平均（而不是准确率的）",
+                                    "F1 = 2PR / (P + R), the harmonic mean of precision and recall (not of accuracy)")}[what]
+                raise AssertionError(ch.tr(f"{name}：{what} = {g!r}，期望 {w:.6f}：{hint}",
+                                           f"{name}: {what} = {g!r}, expected {w:.6f}: {hint}"))
     rng = random.Random(0)
     for trial in range(20):
         t = [rng.choice("abc") for _ in range(rng.randint(1, 60))]
@@ -496,9 +504,12 @@ def check_precision_recall_f1_ex(impl):
         for c in "abcd":
             got, want = impl(t, p, c), reference[c]
             if max(abs(got[0] - want.precision), abs(got[1] - want.recall), abs(got[2] - want.f1)) > 1e-9:
-                raise AssertionError(f"random case {trial}, class {c!r}: {tuple(round(x, 4) for x in got)} vs "
-                                     f"minitransformer.metrics ({want.precision:.4f}, {want.recall:.4f}, {want.f1:.4f})")
-    return f"{len(cases)} hand-worked cases (incl. 0/0 and a rare class) and 20 random ones against minitransformer.metrics"
+                raise AssertionError(ch.tr(f"随机用例 {trial}，类别 {c!r}：得到 {tuple(round(x, 4) for x in got)}，而 "
+                                           f"minitransformer.metrics 给出 ({want.precision:.4f}, {want.recall:.4f}, {want.f1:.4f})",
+                                           f"random case {trial}, class {c!r}: {tuple(round(x, 4) for x in got)} vs "
+                                           f"minitransformer.metrics ({want.precision:.4f}, {want.recall:.4f}, {want.f1:.4f})"))
+    return ch.tr(f"{len(cases)} 个手算用例（含 0/0 和稀有类别），以及 20 个与 minitransformer.metrics 对照的随机用例",
+                 f"{len(cases)} hand-worked cases (incl. 0/0 and a rare class) and 20 random ones against minitransformer.metrics")
 
 
 ch.verify(check_precision_recall_f1_ex, precision_recall_f1_ex)
@@ -583,128 +594,165 @@ ch.savefig(fig, "confusion_matrix")
 # %% [markdown] lang="zh"
 # ## 4. 微调需要多少标注数据？
 #
-# §3.3.2 说微调需要“大量标注数据”，紧接着又说“只需少量”。那就来测量：分别用 32、128 和 512 条
-# 标注评论（每种大小取三个随机子集，每个子集用不同的种子），以三种方式、用共享的 `Trainer`
-# （`minibert.finetune`；带预热和余弦衰减）进行微调：
+# §3.3.2 说微调需要“大量标注数据”，紧接着又说“只需少量”。那就来测量。§2 的评论不适合回答这个问题：
+# 它们的标签取决于否定和 "but"，而 §3 表明我们在故事上预训练的模型并不知道哪些评价是好的。这里换成
+# 随书数据中的**短评**（`data/short_reviews_en.*.tsv`）：每条只有一个评价，标签就是形容词的褒贬，
+# 例如 `We had lunch at Sun Restaurant. The waiters were cheerful.` → pos。短评一共用到 164 个形容词，
+# 每个都同样少见：32 条标注只覆盖测试短评所用形容词的五分之一左右，128 条约覆盖一半多。其余的形容词，
+# 从零训练的模型从没见过带标签的例子——但 ch08 §8 在笔记上预训练的模型见过它们出现在 "A and B,
+# so I was happy" 这样的上下文里。
 #
-# * **从零训练**——相同的架构，随机权重；
-# * **预训练后全部微调**——使用 ch08 的权重，训练所有参数；
+# 对 16、32、64、128、512 条和全部 2,400 条标注（每种大小取三个随机子集，每个子集用不同的种子），
+# 用共享的 `Trainer`（`minibert.finetune`；带预热和余弦衰减）以三种方式微调：
+#
+# * **从零训练**——相同的架构和分词器，随机权重；
+# * **预训练后全部微调**——ch08 §8 的权重，训练所有参数；
 # * **预训练后冻结编码器**（线性探针，linear probe）——只有池化后 `[CLS]` 向量上的分类器在学习：
 #   它衡量的是预训练特征本身已经包含了多少关于情感的信息。
 #
-# 在 300 条测试评论上，测试准确率的标准误约为 √(0.25/300) ≈ 2.9 个百分点；下图的误差棒是三个子集
+# 在 300 条测试短评上，测试准确率的标准误约为 √(0.25/300) ≈ 2.9 个百分点；下图的误差棒是三个子集
 # 上的 ± 一个标准差。
 
 # %% [markdown] lang="en"
 # ## 4. How many labels does fine-tuning need?
 #
 # §3.3.2 says fine-tuning needs "a lot of labelled data" and, in the same breath, "a little".
-# Measure it: fine-tune on 32, 128 and 512 labelled reviews (three random subsets of each, a
-# different seed each), three ways, with the shared `Trainer` (`minibert.finetune`; warm-up,
+# Measure it. §2's reviews are not the place: their labels depend on negation and "but", and §3
+# showed that our model pretrained on the stories does not know which judgements are good. We use
+# the bundled **short reviews** instead (`data/short_reviews_en.*.tsv`): one judgement each,
+# labelled with its adjective's sentiment, e.g. `We had lunch at Sun Restaurant. The waiters were
+# cheerful.` → pos. The short reviews use 164 adjectives, each as rare as any other: 32 labels
+# cover about a fifth of the adjectives the test reviews use, 128 a little over half. A model
+# trained from scratch has never seen a labelled example of the others — but the model ch08 §8
+# pretrained on the notes has seen them in contexts like "A and B, so I was happy".
+#
+# On 16, 32, 64, 128, 512 and all 2,400 labels (three random subsets of each size, a different
+# seed each), fine-tune three ways with the shared `Trainer` (`minibert.finetune`; warm-up,
 # cosine decay):
 #
-# * **from scratch** — the same architecture, random weights;
-# * **pretrained, full fine-tuning** — ch08's weights, every parameter trained;
+# * **from scratch** — the same architecture and tokenizer, random weights;
+# * **pretrained, full fine-tuning** — ch08 §8's weights, every parameter trained;
 # * **pretrained, frozen encoder** (linear probe) — only the classifier on the pooled `[CLS]`
 #   vector learns: it measures what the pretrained features already say about sentiment.
 #
-# Test accuracy on the 300 test reviews has a standard error of about √(0.25/300) ≈ 2.9 points;
-# the error bars below are ± one standard deviation over the three subsets.
+# Test accuracy on the 300 test short reviews has a standard error of about √(0.25/300) ≈ 2.9
+# points; the error bars below are ± one standard deviation over the three subsets.
 
 # %%
+from minibert.recipes import FEW_LABEL_STEPS, NOTES_RECIPE, pretrain_on_notes  # noqa: E402
+from minitransformer.data import load_world_short_reviews  # noqa: E402
+
 logging.getLogger("minibert").setLevel(logging.ERROR)  # "classifier left randomly initialised" — a new head, as in §2
-val_enc = encode_classification(val_ex[:64], tokenizer, labels, MAX_LEN)  # the Trainer wants one; not used (no evaluation)
-FT_STEPS = {32: 60, 128: 80, 512: 160}  # 30, 10 and 5 epochs of batch 16
+NOTES = {**NOTES_RECIPE, "steps": ch.steps(NOTES_RECIPE["steps"], 40), "eval_every": ch.steps(NOTES_RECIPE["eval_every"], 20),
+         "eval_batches": ch.steps(NOTES_RECIPE["eval_batches"], 2)}  # as in ch08 §8
+NOTES_RECORD = {**NOTES, "lang": "en", "seed": ch.seed_for(0)}
+NOTES_MODEL = next((folder / "pretrained_notes" for folder in (ch.out.parent / "ch08_bert_pretraining", ch.out)
+                    if (folder / "pretrained_notes.json").is_file() and (folder / "pretrained_notes" / "config.json").is_file()
+                    and json.loads((folder / "pretrained_notes.json").read_text(encoding="utf-8")) == NOTES_RECORD), None)
+if NOTES_MODEL is None:
+    print(ch.tr("  没有找到与配方一致的 ch08 §8 模型：在这里预训练它", "  no matching model from ch08 §8: pretraining it here"))
+    NOTES_MODEL, _ = pretrain_on_notes(ch.out, NOTES, lang="en", seed=ch.seed_for(0))
+print(ch.tr(f"  在笔记上预训练的模型：{NOTES_MODEL}", f"  model pretrained on the notes: {NOTES_MODEL}"))
+notes_tokenizer = load_tokenizer_from(NOTES_MODEL)
+short_train, short_val, short_test = (load_world_short_reviews("en", split) for split in ("train", "val", "test"))
+for e in short_train[:3]:
+    print(f"    {e.label}: {e.text}")
+adjective = lambda text: text.rstrip(".").split()[-1]  # noqa: E731  the last word of a short review
+test_words = {adjective(e.text) for e in short_test}
+for n in (32, 128):
+    covered = [len({adjective(e.text) for e in random.Random(ch.seed_for(k)).sample(short_train, n)} & test_words) / len(test_words)
+               for k in range(3)]
+    print(ch.tr(f"  {n} 条标注覆盖测试短评所用的 {len(test_words)} 个形容词中的 {statistics.mean(covered):.0%}",
+                f"  {n} labels cover {statistics.mean(covered):.0%} of the {len(test_words)} adjectives the test short reviews use"))
+short_test_enc = encode_classification(short_test, notes_tokenizer, labels, MAX_LEN)
+short_val_enc = encode_classification(short_val[:64], notes_tokenizer, labels, MAX_LEN)  # the Trainer wants one; not used
+config_short = BertConfig.from_dict({**json.loads((NOTES_MODEL / "config.json").read_text(encoding="utf-8")),
+                                     "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "num_labels": 2})
+ALL = len(short_train)
+FT_STEPS = FEW_LABEL_STEPS  # batch 16: 120 epochs of 16 … 2 of 2,400 (minibert.recipes)
 
 
 def fine_tune(n, start, k):
-    """Test accuracy after fine-tuning on ``n`` labelled reviews (subset ``k``); start: scratch | pretrained | frozen."""
+    """Test accuracy after fine-tuning on ``n`` labelled short reviews (subset ``k``); start: scratch | pretrained | frozen."""
     seed = ch.seed_for(k)
-    subset = random.Random(seed).sample(train_ex, n)
-    enc = encode_classification(subset, tokenizer, labels, MAX_LEN)
+    subset = random.Random(seed).sample(short_train, n)
+    enc = encode_classification(subset, notes_tokenizer, labels, MAX_LEN)
     ch.manual_seed(k)
     if start == "scratch":
-        clf = BertForSequenceClassification(config_scratch)
+        clf = BertForSequenceClassification(config_short)
     else:
-        clf = BertForSequenceClassification.from_pretrained(PRETRAINED, id2label=ID2LABEL, hidden_dropout_prob=0.1)
+        clf = BertForSequenceClassification.from_pretrained(NOTES_MODEL, id2label=ID2LABEL, hidden_dropout_prob=0.1)
     steps = ch.steps(FT_STEPS[n], 10)
     lr = 3e-3 if start == "frozen" else 1e-3
     cfg = TrainConfig(out_dir=str(ch.out / "runs" / f"{start}_{n}_{k}"), max_steps=steps, batch_size=16, lr=lr,
                       min_lr=lr / 10, warmup_steps=steps // 10, weight_decay=0.01, eval_interval=0, checkpoint_interval=-1,
                       log_interval=steps, progress=False, overwrite=True, seed=seed)
-    finetune(clf, tokenizer, "classify", enc, val_enc, cfg, freeze=start == "frozen")
-    pred = predict_ids(clf, test_dataset, pad_id)
-    return sum(p == d["label"] for p, d in zip(pred, test_dataset)) / len(test_dataset)
+    finetune(clf, notes_tokenizer, "classify", enc, short_val_enc, cfg, freeze=start == "frozen")
+    pred = predict_ids(clf, short_test_enc, notes_tokenizer.pad_id)
+    return sum(p == d["label"] for p, d in zip(pred, short_test_enc)) / len(short_test_enc)
 
 
 STARTS = ("scratch", "pretrained", "frozen")
-SIZES = ch.steps((32, 128, 512), (32,))
+SIZES = ch.steps((16, 32, 64, 128, 512, ALL), (32,))
 SUBSETS = ch.steps((0, 1, 2), (0,))
-results = {}  # (start, n) -> test accuracies, one per labelled subset
-for n in SIZES:
-    for start in STARTS:
-        results[start, n] = [fine_tune(n, start, k) for k in SUBSETS]
-ALL = len(train_dataset)  # section 2's runs: every training review
-results["scratch", ALL], results["pretrained", ALL] = [log_scratch[-1][2]], [log[-1][2]]
-SIZES = SIZES + (ALL,)
+results = {(start, n): [fine_tune(n, start, k) for k in SUBSETS] for n in SIZES for start in STARTS}  # test accuracies
 stats = {key: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for key, v in results.items()}  # (mean, sample std)
 START_ZH = {"scratch": "从零训练", "pretrained": "预训练后全部微调", "frozen": "预训练后冻结编码器"}
 print(ch.tr("  测试准确率（各子集上的均值 ± 标准差）    ", "  test accuracy (mean ± std over subsets)")
       + "".join(f"{n:>16,d}" for n in SIZES))
 for start in STARTS:
-    cells = [f"{stats[start, n][0]:.3f} ± {stats[start, n][1]:.3f}" if (start, n) in stats else "—" for n in SIZES]
+    cells = [f"{stats[start, n][0]:.3f} ± {stats[start, n][1]:.3f}" for n in SIZES]
     name = ch.tr(f"{START_ZH[start]}（{start}）", start)
     width = sum(2 if ord(c) >= 0x2E80 else 1 for c in name)  # a Chinese character takes two columns
     print(f"  {name}{' ' * max(39 - width, 0)} " + "".join(f"{c:>16}" for c in cells))
 
 fig, ax = plt.subplots(figsize=(7, 4))
 styles = {"scratch": ("tab:gray", "s", ch.tr("从零训练", "from scratch")),
-          "pretrained": ("tab:blue", "o", ch.tr("预训练（ch08），全部微调", "pretrained (ch08), full fine-tuning")),
+          "pretrained": ("tab:blue", "o", ch.tr("在笔记上预训练（ch08 §8），全部微调", "pretrained on the notes (ch08 §8), full fine-tuning")),
           "frozen": ("tab:orange", "^", ch.tr("预训练，冻结编码器（线性探针）", "pretrained, frozen encoder (linear probe)"))}
 for start, (color, marker, label) in styles.items():
-    sizes = [n for n in SIZES if (start, n) in results]
-    ax.errorbar(sizes, [stats[start, n][0] for n in sizes], yerr=[stats[start, n][1] for n in sizes], marker=marker,
+    ax.errorbar(SIZES, [stats[start, n][0] for n in SIZES], yerr=[stats[start, n][1] for n in SIZES], marker=marker,
                 color=color, label=label, capsize=3)
 ax.axhline(0.5, color="k", ls="--", lw=1, label=ch.tr("随机水平（均衡的测试集）", "chance (balanced test set)"))
 ax.set_xscale("log")
 ax.set_xticks(list(SIZES), [f"{n:,}" for n in SIZES])
 ax.minorticks_off()
-ax.set(xlabel=ch.tr("有标注的训练评论数", "labelled training reviews"), ylabel=ch.tr("测试准确率（300 条评论）", "test accuracy (300 reviews)"),
-       ylim=(0.35, 1.02),
-       title=ch.tr(f"需要多少标注？小 BERT，约 600 步预训练\n（{ALL:,}：第 2 节的循环，{epochs} 轮）",
-                   f"how many labels? tiny BERT, ~600 pretraining steps\n({ALL:,}: §2's loop, {epochs} epoch{'s' * (epochs > 1)})"))
-ax.legend(fontsize=8, loc="upper left")
+ax.set(xlabel=ch.tr("有标注的训练短评数", "labelled training short reviews"),
+       ylabel=ch.tr("测试准确率（300 条短评）", "test accuracy (300 short reviews)"), ylim=(0.35, 1.02),
+       title=ch.tr("需要多少标注？小 BERT，在笔记上预训练 vs 从零训练", "how many labels? tiny BERT pretrained on the notes vs from scratch"))
+ax.legend(fontsize=8, loc="lower right")
 ch.savefig(fig, "accuracy_vs_labels")
 
+gaps = {n: stats["pretrained", n][0] - stats["scratch", n][0] for n in SIZES}
 for n in SIZES:
-    gap = stats["pretrained", n][0] - stats["scratch", n][0]
-    print(ch.tr(f"  {n:>5,d} 条标注：预训练 − 从零训练 = {gap:+.3f}", f"  {n:>5,d} labels: pretrained − scratch = {gap:+.3f}"))
+    print(ch.tr(f"  {n:>5,d} 条标注：预训练 − 从零训练 = {gaps[n]:+.3f}", f"  {n:>5,d} labels: pretrained − scratch = {gaps[n]:+.3f}"))
 ch.check(ch.tr("每次运行的测试准确率都在 [0, 1] 之内", "every run gives a test accuracy in [0, 1]"),
          all(0.0 <= a <= 1.0 for v in results.values() for a in v),
          ch.tr(f"{sum(len(v) for v in results.values())} 次运行", f"{sum(len(v) for v in results.values())} runs"))
 if not ch.fast:
-    ch.check_value(ch.tr("32 条标注对任何起点都不够：最好的平均测试准确率", "32 labels are not enough for any start (best mean test accuracy)"),
-                   max(stats[s_, 32][0] for s_ in STARTS), high=0.7, detail=", ".join(f"{s_} {stats[s_, 32][0]:.3f}" for s_ in STARTS))
-    ch.check_value(ch.tr("冻结的预训练编码器不含可用的情感信息：线性探针，128 条标注",
-                         "the frozen pretrained encoder holds no usable sentiment (linear probe, 128 labels)"),
-                   stats["frozen", 128][0], high=0.65,
-                   detail=ch.tr("ch08 §6 用 MLM 头发现了同样的现象", "ch08 §6 found the same with the MLM head"))
+    ch.check_value(ch.tr("128 条标注：在笔记上预训练的模型远胜从零训练（平均测试准确率之差）",
+                         "128 labels: the model pretrained on the notes is far ahead of training from scratch (mean test accuracy gap)"),
+                   gaps[128], low=GAP_BOUND,
+                   detail=ch.tr(f"预训练 {stats['pretrained', 128][0]:.3f}，从零训练 {stats['scratch', 128][0]:.3f}",
+                                f"pretrained {stats['pretrained', 128][0]:.3f}, scratch {stats['scratch', 128][0]:.3f}"))
 
 # %% [markdown] lang="zh"
-# **这些数字说明了什么。** 只有 32 条标注时，每个模型都停留在 50% 附近：32 条评论不可能教会模型四十来个
-# 形容词的褒贬、"not" 的作用，以及 "but" 连接的两个分句中哪一个算数。有 512 条时，从零训练的模型
-# 开始学会（约 0.6，波动很大）；要分类得好，需要全部 2,400 条标注。我们预训练的小 BERT 在任何规模
-# 下都没有帮助——冻结的特征停留在随机水平；全部微调时，标注少时它并不比随机权重好，标注多时反而
-# *更差*（第 2 节）。ch08 §6 揭示了原因：在约 600 步中，小模型学到的是哪一*类*词出现在哪里（城市、
-# 交通工具），而不是哪些评价是好的，所以预训练没有给分类器任何关于情感的信息，只留下了一些需要
-# 遗忘的特征。
+# **这些数字说明了什么。** 标注很少时，从零训练的模型只认得它见过的那些形容词：32 条标注时它只比随机
+# 好一点，128 条时也只有七成左右——测试短评中将近一半的形容词它从没见过带标签的例子。在笔记上预训练
+# 的模型从第一批标注开始就远远领先：它在预训练中已经学会了哪些词是好的（ch08 §8），微调只需把这一点
+# 接到分类器上。128 条标注时，领先在我们测过的每个种子上都在 16 个百分点以上（只有这一点是本章检查的，
+# 阈值 0.10）；32 条标注时，平均领先更多，但随种子变化很大（5 个种子上为 +0.06 到 +0.45，见
+# bench/README.md）：有时 32 个例子不足以让 `[CLS]` 上的分类器找到编码器已经知道的东西——冻结编码器的
+# 线性探针停在随机水平，说明这些知识在词元的表示里，而不在池化后的 `[CLS]` 向量里。标注越多，两条
+# 曲线越接近：有了全部 2,400 条，从零训练的模型也见过了几乎每个形容词。
 #
+# 而在 §2 的评论上，我们在故事上预训练的模型并没有帮助（§3），因为那份语料没有教会它评价的褒贬。
 # **那么，微调需要大量标注数据还是少量？（§3.3.2）** 它需要的数量，取决于任务在*预训练已经教会的
-# 东西之外*还要求多少。当预训练学到了任务所依赖的概念时，少量标注就能走很远：第 15 章把一个真正的
-# 预训练 BERT（all-MiniLM-L6-v2，在十多亿个句对上训练）加载进 minibert，并在同样的评论上微调——
-# 只用几十条标注，它就远远领先于从零训练的同一架构。当预训练没有学到这些概念时，比如我们这个只训练
-# 了 600 步、15.8 万参数的 BERT，微调就是普通的监督学习，需要成千上万条标注。§3.3.2 的两种说法都对，
-# 只是针对不同的模型；对一个具体任务而言，答案取决于上面这条曲线——用手头的模型测量出来的曲线。
+# 东西之外*还要求多少。当预训练学到了任务所依赖的概念时——这里是笔记中形容词的褒贬——少量标注就能
+# 走很远；第 15 章用一个真正的预训练 BERT（all-MiniLM-L6-v2）在 §2 那种需要组合的评论上展示了同样的
+# 效果。当预训练没有学到这些概念时，微调就是普通的监督学习，需要成千上万条标注。§3.3.2 的两种说法
+# 都对，只是针对不同的模型和语料；对一个具体任务而言，答案取决于上面这条曲线——用手头的模型测量
+# 出来的曲线。
 #
 # ## 小结
 #
@@ -712,29 +760,32 @@ if not ch.fast:
 #   `torch.optim.AdamW`、训练/评估模式、`torch.no_grad()`、argmax 预测、测试损失与准确率；
 # * 准确率、精确率、召回率和 F1 值——F1 是**精确率**与召回率的调和平均——并用一个算例说明原文的
 #   公式偏差 0.12；混淆矩阵；
-# * 对 §3.3.2 的实测回答：测试准确率随标注数量的变化，分别对从零训练、预训练模型、冻结编码器的预训练
-#   模型——以及为什么预训练模型只能在它的预训练所教会的范围内提供帮助。
+# * 对 §3.3.2 的实测回答：测试准确率随标注数量的变化，分别对从零训练、在笔记上预训练的模型、冻结
+#   编码器的预训练模型——以及为什么预训练模型只能在它的预训练语料所教会的范围内提供帮助。
 
 # %% [markdown] lang="en"
-# **What the numbers say.** With 32 labels every model stays near 50%: 32 reviews cannot teach
-# the polarity of some forty adjectives, what "not" does and which clause of a "but" counts. With
-# 512 the models from scratch begin to learn (about 0.6, with a wide spread); all 2,400 labels
-# are needed to classify well. Our pretrained
-# tiny BERT does not help at any size — its frozen features sit at chance, and fully fine-tuned
-# it is no better than random weights with few labels and *worse* with many (§2). ch08 §6
-# showed why: in ~600 steps the tiny model learnt which *kind* of word goes where (cities, means
-# of transport), not which judgements are good, so pretraining gave the classifier nothing about
-# sentiment, only features to unlearn.
+# **What the numbers say.** With few labels the model from scratch knows only the adjectives it
+# has seen: with 32 labels it is a little better than chance, with 128 around 0.7 — nearly half
+# the adjectives of the test reviews it has never seen with a label. The model pretrained on the
+# notes is far ahead from the first labels on: pretraining taught it which words are good (ch08
+# §8), and fine-tuning only has to connect that to the classifier. At 128 labels the lead was over
+# 16 points on every seed we measured (the one thing this chapter checks, bound 0.10); at 32 labels
+# it is larger on average but varies a lot with the seed (+0.06 to +0.45 over 5 seeds,
+# bench/README.md): 32 examples are sometimes not enough for the classifier on `[CLS]` to find what
+# the encoder knows — the frozen encoder's linear probe stays at chance, so the knowledge is in the
+# tokens' representations, not in the pooled `[CLS]` vector. The more labels, the closer the
+# curves: with all 2,400 the model from scratch has seen nearly every adjective too.
 #
+# On §2's reviews, our model pretrained on the stories did not help (§3), because that corpus
+# did not teach it which judgements are good.
 # **So does fine-tuning need a lot of labelled data or a little? (§3.3.2)** It needs as many as
 # the task requires *beyond what pretraining already taught*. When pretraining has learnt the
-# concepts the task is built on, a few labels go a long way: chapter 15 loads a real pretrained
-# BERT (all-MiniLM-L6-v2, trained on over a billion sentence pairs) into minibert and fine-tunes
-# it on the same reviews — with a few dozen labels it is far ahead of the same architecture from
-# scratch. When pretraining has not learnt them, as with our 158k-parameter BERT after 600
-# steps, fine-tuning is ordinary supervised learning and needs thousands of labels. Both halves
-# of §3.3.2 are true, of different models; what settles it for a task is the curve above,
-# measured with the model at hand.
+# concepts the task is built on — here, the sentiment of the adjectives in the notes — a few
+# labels go a long way; chapter 15 shows the same with a real pretrained BERT
+# (all-MiniLM-L6-v2) on reviews like §2's, which need composition. When pretraining has not
+# learnt them, fine-tuning is ordinary supervised learning and needs thousands of labels. Both
+# halves of §3.3.2 are true, of different models and corpora; what settles it for a task is the
+# curve above, measured with the model at hand.
 #
 # ## What we built
 #
@@ -744,8 +795,8 @@ if not ch.fast:
 # * accuracy, precision, recall and F1 — F1 the harmonic mean of **precision** and recall — with a
 #   worked case where the article's formula is off by 0.12; the confusion matrix;
 # * a measured answer to §3.3.2: test accuracy against the number of labels, from scratch, from
-#   the pretrained model, and with its encoder frozen — and why a pretrained model helps only
-#   with what its pretraining taught.
+#   the model pretrained on the notes, and with its encoder frozen — and why a pretrained model
+#   helps only with what its pretraining corpus taught.
 
 # %%
 ch.done()

@@ -138,26 +138,36 @@ def bio_entities_ex(tags):
 def check_bio_entities_ex(impl):
     """Hand-written cases: spans at the end, I- without B-, B- after B-, a type change, no entity."""
     cases = [
-        (["B-PER", "I-PER", "O", "O"], [("PER", 0, 2)], "end is exclusive: the entity is tags[start:end]"),
-        (["B-PER", "I-PER", "O", "B-LOC"], [("PER", 0, 2), ("LOC", 3, 4)], "an entity at the end of the sentence ends there"),
-        (["B-ORG", "I-ORG", "I-ORG"], [("ORG", 0, 3)], "an entity that runs to the end of the sentence ends there"),
-        (["O", "I-ORG", "I-ORG", "O"], [("ORG", 1, 3)], "an I-X after O starts an X entity (do not drop it)"),
-        (["I-LOC"], [("LOC", 0, 1)], "an I-X at the start starts an X entity"),
-        (["B-PER", "B-PER"], [("PER", 0, 1), ("PER", 1, 2)], "a B-X right after an X entity starts a second one"),
-        (["B-PER", "I-LOC", "I-LOC", "O"], [("PER", 0, 1), ("LOC", 1, 3)], "an I-Y after an X entity starts a Y entity"),
-        (["O", "O", "O"], [], "no B-/I- tag: no entity"),
-        ([], [], "an empty sentence has no entity"),
-        (["O", "B-ORG", "I-ORG", "O", "B-ORG", "I-ORG"], [("ORG", 1, 3), ("ORG", 4, 6)], "two entities of one type"),
+        (["B-PER", "I-PER", "O", "O"], [("PER", 0, 2)],
+         ch.tr("end 不包含在内：实体是 tags[start:end]", "end is exclusive: the entity is tags[start:end]")),
+        (["B-PER", "I-PER", "O", "B-LOC"], [("PER", 0, 2), ("LOC", 3, 4)],
+         ch.tr("位于句末的实体在句末结束", "an entity at the end of the sentence ends there")),
+        (["B-ORG", "I-ORG", "I-ORG"], [("ORG", 0, 3)],
+         ch.tr("一直延续到句末的实体在句末结束", "an entity that runs to the end of the sentence ends there")),
+        (["O", "I-ORG", "I-ORG", "O"], [("ORG", 1, 3)],
+         ch.tr("O 之后的 I-X 开启一个 X 实体（不要丢掉它）", "an I-X after O starts an X entity (do not drop it)")),
+        (["I-LOC"], [("LOC", 0, 1)], ch.tr("句首的 I-X 开启一个 X 实体", "an I-X at the start starts an X entity")),
+        (["B-PER", "B-PER"], [("PER", 0, 1), ("PER", 1, 2)],
+         ch.tr("紧跟在 X 实体之后的 B-X 开启第二个实体", "a B-X right after an X entity starts a second one")),
+        (["B-PER", "I-LOC", "I-LOC", "O"], [("PER", 0, 1), ("LOC", 1, 3)],
+         ch.tr("X 实体之后的 I-Y 开启一个 Y 实体", "an I-Y after an X entity starts a Y entity")),
+        (["O", "O", "O"], [], ch.tr("没有 B-/I- 标签：没有实体", "no B-/I- tag: no entity")),
+        ([], [], ch.tr("空句子中没有实体", "an empty sentence has no entity")),
+        (["O", "B-ORG", "I-ORG", "O", "B-ORG", "I-ORG"], [("ORG", 1, 3), ("ORG", 4, 6)],
+         ch.tr("同一类型的两个实体", "two entities of one type")),
     ]
     for tags, want, hint in cases:
         got = impl(list(tags))
         try:
             got = [tuple(e) for e in got]
         except TypeError:
-            raise AssertionError(f"{tags}: expected a list of (type, start, end) tuples, received {got!r}") from None
+            raise AssertionError(ch.tr(f"{tags}：期望一个由 (type, start, end) 元组组成的列表，实际得到 {got!r}",
+                                       f"{tags}: expected a list of (type, start, end) tuples, received {got!r}")) from None
         if got != want:
-            raise AssertionError(f"{tags}: expected {want}, received {got} — {hint}")
-    return f"{len(cases)} hand-written tag sequences (spans at the end, I- without B-, B- after B-, type change)"
+            raise AssertionError(ch.tr(f"{tags}：期望 {want}，实际得到 {got}——{hint}",
+                                       f"{tags}: expected {want}, received {got} — {hint}"))
+    return ch.tr(f"{len(cases)} 个手写的标签序列（句末的实体、没有 B- 的 I-、B- 之后的 B-、类型变化）",
+                 f"{len(cases)} hand-written tag sequences (spans at the end, I- without B-, B- after B-, type change)")
 
 
 ch.verify(check_bio_entities_ex, bio_entities_ex)
@@ -267,21 +277,26 @@ def check_align_labels_ex(impl):
     """Hand-written cases: a word in three pieces, a split last word, truncation, equal labels side by side."""
     cases = [
         ([None, 0, 1, 1, 1, 2, None], [3, 0, 5], [-100, 3, 0, -100, -100, 5, -100],
-         "word 1 has three pieces: only the first carries its label"),
+         ch.tr("词 1 被切成三个子词：只有第一个子词带它的标签", "word 1 has three pieces: only the first carries its label")),
         ([None, 0, 0, 1, 1, None], [1, 2], [-100, 1, -100, 2, -100, -100],
-         "the first piece of each word gets the label, not the last"),
-        ([None, 0, 1, 1], [4, 6, 2], [-100, 4, 6, -100], "a sentence truncated in the middle of word 1"),
-        ([0, 1, 2], [1, 0, 2], [1, 0, 2], "no special tokens: one piece per word keeps every label"),
+         ch.tr("标签给每个词的第一个子词，而不是最后一个", "the first piece of each word gets the label, not the last")),
+        ([None, 0, 1, 1], [4, 6, 2], [-100, 4, 6, -100],
+         ch.tr("句子在词 1 的中间被截断", "a sentence truncated in the middle of word 1")),
+        ([0, 1, 2], [1, 0, 2], [1, 0, 2],
+         ch.tr("没有特殊词元：每个词一个子词，所有标签都保留", "no special tokens: one piece per word keeps every label")),
         ([None, 0, 1, None, None, None], [0, 0], [-100, 0, 0, -100, -100, -100],
-         "two words with the same label are two words: compare word ids, not labels; padding (None) gets -100"),
-        ([None, None], [], [-100, -100], "only special tokens"),
+         ch.tr("标签相同的两个词仍是两个词：比较的是词 id 而不是标签；填充（None）得到 -100",
+               "two words with the same label are two words: compare word ids, not labels; padding (None) gets -100")),
+        ([None, None], [], [-100, -100], ch.tr("只有特殊词元", "only special tokens")),
     ]
     for word_ids, word_labels, want, hint in cases:
         got = impl(list(word_ids), list(word_labels))
         got = [int(x) for x in got]
         if got != want:
-            raise AssertionError(f"word_ids {word_ids}, word_labels {word_labels}: expected {want}, received {got} — {hint}")
-    return f"{len(cases)} hand-written alignments (split words, truncation, specials, padding)"
+            raise AssertionError(ch.tr(f"word_ids {word_ids}，word_labels {word_labels}：期望 {want}，实际得到 {got}——{hint}",
+                                       f"word_ids {word_ids}, word_labels {word_labels}: expected {want}, received {got} — {hint}"))
+    return ch.tr(f"{len(cases)} 个手写的对齐情形（被切分的词、截断、特殊词元、填充）",
+                 f"{len(cases)} hand-written alignments (split words, truncation, specials, padding)")
 
 
 ch.verify(check_align_labels_ex, align_labels_ex)

@@ -152,17 +152,24 @@ def check_prompt_target_example_ex(impl):
 
     got = impl([10, 11, 12], [20, 21], 1, 2)
     if not isinstance(got, (tuple, list)) or len(got) != 2:
-        raise AssertionError(f"expected a pair (input_ids, labels), received {type(got).__name__}")
+        raise AssertionError(ch.tr(f"期望一个二元组 (input_ids, labels)，实际得到 {type(got).__name__}",
+                                   f"expected a pair (input_ids, labels), received {type(got).__name__}"))
     inputs, labels = as_list(got[0]), as_list(got[1])
     if inputs != [10, 11, 12, 1, 20, 21]:
-        raise AssertionError(f"src [10, 11, 12], tgt [20, 21], sep 1, eot 2: input_ids {inputs}, expected "
-                             "[10, 11, 12, 1, 20, 21] — the sequence src + [sep] + tgt + [eot] without its last token")
+        raise AssertionError(ch.tr(f"src [10, 11, 12]，tgt [20, 21]，sep 1，eot 2：input_ids 为 {inputs}，期望 "
+                                   "[10, 11, 12, 1, 20, 21]——即序列 src + [sep] + tgt + [eot] 去掉最后一个词元",
+                                   f"src [10, 11, 12], tgt [20, 21], sep 1, eot 2: input_ids {inputs}, expected "
+                                   "[10, 11, 12, 1, 20, 21] — the sequence src + [sep] + tgt + [eot] without its last token"))
     want = [-100, -100, -100, 20, 21, 2]
     if labels != want:
-        hint = ("the <sep> position must predict the first target token" if labels[3:4] != [20] else
-                "the last label is <|endoftext|> (the model must learn to stop)" if labels[-1:] != [2] else
-                "labels are the *next* tokens: shifted by one, -100 wherever the next token is in the prompt")
-        raise AssertionError(f"src [10, 11, 12], tgt [20, 21], sep 1, eot 2: labels {labels}, expected {want} — {hint}")
+        hint = (ch.tr("<sep> 所在的位置必须预测目标序列的第一个词元", "the <sep> position must predict the first target token")
+                if labels[3:4] != [20] else
+                ch.tr("最后一个标签是 <|endoftext|>（模型必须学会停下来）", "the last label is <|endoftext|> (the model must learn to stop)")
+                if labels[-1:] != [2] else
+                ch.tr("标签是*下一个*词元：错开一位，凡是下一个词元属于提示的位置都填 -100",
+                      "labels are the *next* tokens: shifted by one, -100 wherever the next token is in the prompt"))
+        raise AssertionError(ch.tr(f"src [10, 11, 12]，tgt [20, 21]，sep 1，eot 2：labels 为 {labels}，期望 {want}——{hint}",
+                                   f"src [10, 11, 12], tgt [20, 21], sep 1, eot 2: labels {labels}, expected {want} — {hint}"))
     g = torch.Generator().manual_seed(0)
     for _ in range(20):
         n_src, n_tgt = (int(n) for n in torch.randint(1, 9, (2,), generator=g))
@@ -171,12 +178,17 @@ def check_prompt_target_example_ex(impl):
         inputs, labels = (as_list(x) for x in impl(src, tgt, 1, 2))
         seq = src + [1] + tgt + [2]
         if inputs != seq[:-1] or len(labels) != len(seq) - 1:
-            raise AssertionError(f"src of {n_src}, tgt of {n_tgt} tokens: expected {len(seq) - 1} inputs and labels, "
-                                 f"received {len(inputs)} and {len(labels)}")
+            raise AssertionError(ch.tr(f"src 有 {n_src} 个词元，tgt 有 {n_tgt} 个：期望输入和标签各 {len(seq) - 1} 个，"
+                                       f"实际得到 {len(inputs)} 个和 {len(labels)} 个",
+                                       f"src of {n_src}, tgt of {n_tgt} tokens: expected {len(seq) - 1} inputs and labels, "
+                                       f"received {len(inputs)} and {len(labels)}"))
         if labels[:n_src] != [-100] * n_src or labels[n_src:] != tgt + [2]:
-            raise AssertionError(f"src of {n_src}, tgt of {n_tgt} tokens: labels {labels} — -100 for the first "
-                                 f"{n_src} positions, then the target tokens and <|endoftext|>")
-    return "a pair worked out by hand and 20 random ones: prompt masked with -100, first label at <sep>, last = eot"
+            raise AssertionError(ch.tr(f"src 有 {n_src} 个词元，tgt 有 {n_tgt} 个：labels 为 {labels}——前 "
+                                       f"{n_src} 个位置填 -100，之后是目标词元和 <|endoftext|>",
+                                       f"src of {n_src}, tgt of {n_tgt} tokens: labels {labels} — -100 for the first "
+                                       f"{n_src} positions, then the target tokens and <|endoftext|>"))
+    return ch.tr("1 个手工推算的句对和 20 个随机句对：提示部分用 -100 掩码，第一个标签在 <sep> 处，最后一个 = eot",
+                 "a pair worked out by hand and 20 random ones: prompt masked with -100, first label at <sep>, last = eot")
 
 
 ch.verify(check_prompt_target_example_ex, prompt_target_example_ex)

@@ -122,8 +122,10 @@ def check_bert_parameter_count_ex(impl):
     for args, want, name in published:
         got = impl(*args)
         if got != want:
-            raise AssertionError(f"{name}: expected {want:,}, received {got:,} — count the biases (a Linear(a, b) has "
-                                 f"a·b + b), both LayerNorm vectors γ and β, all three tables and the pooler H² + H")
+            raise AssertionError(ch.tr(f"{name}：期望 {want:,}，实际得到 {got:,}——别漏了偏置（Linear(a, b) 有 "
+                                       f"a·b + b 个参数）、LayerNorm 的两个向量 γ 和 β、全部三张嵌入表，以及池化层的 H² + H",
+                                       f"{name}: expected {want:,}, received {got:,} — count the biases (a Linear(a, b) has "
+                                       f"a·b + b), both LayerNorm vectors γ and β, all three tables and the pooler H² + H"))
     for v, p, s, h, n, f in [(99, 37, 3, 24, 3, 40), (1000, 128, 2, 64, 2, 256)]:
         with torch.device("meta"):
             parts = [nn.Embedding(v, h), nn.Embedding(p, h), nn.Embedding(s, h), nn.LayerNorm(h), nn.Linear(h, h)]
@@ -131,9 +133,12 @@ def check_bert_parameter_count_ex(impl):
         want = sum(x.numel() for m in parts for x in m.parameters())
         got = impl(v, p, s, h, n, f)
         if got != want:
-            raise AssertionError(f"V={v}, P={p}, S={s}, H={h}, L={n}, F={f}: expected {want:,} (PyTorch modules), received "
-                                 f"{got:,} — the feed-forward width F is a separate size, not always 4H")
-    return "bert-base, bert-large, roberta-base as published; two odd sizes against nn.TransformerEncoderLayer"
+            raise AssertionError(ch.tr(f"V={v}，P={p}，S={s}，H={h}，L={n}，F={f}：期望 {want:,}（PyTorch 模块），实际得到 "
+                                       f"{got:,}——前馈网络的宽度 F 是一个单独的尺寸，不一定是 4H",
+                                       f"V={v}, P={p}, S={s}, H={h}, L={n}, F={f}: expected {want:,} (PyTorch modules), received "
+                                       f"{got:,} — the feed-forward width F is a separate size, not always 4H"))
+    return ch.tr("bert-base、bert-large、roberta-base 与公布的参数量一致；两种非常规尺寸与 nn.TransformerEncoderLayer 一致",
+                 "bert-base, bert-large, roberta-base as published; two odd sizes against nn.TransformerEncoderLayer")
 
 
 ch.verify(check_bert_parameter_count_ex, bert_parameter_count_ex)
@@ -190,16 +195,22 @@ def check_gpt2_parameter_count_ex(impl):
     for args, want, name in published:
         got = impl(*args)
         if got != want:
-            hint = ("the output layer shares the token table: count it once" if got - want == args[0] * args[3]
-                    else "each block is 12C² + 13C; add the final LayerNorm (2C)")
-            raise AssertionError(f"{name}: expected {want:,}, received {got:,} — {hint}")
+            hint = (ch.tr("输出层与词元嵌入表共享权重：只算一次", "the output layer shares the token table: count it once")
+                    if got - want == args[0] * args[3] else
+                    ch.tr("每个块有 12C² + 13C 个参数；还要加上最后的 LayerNorm（2C）",
+                          "each block is 12C² + 13C; add the final LayerNorm (2C)"))
+            raise AssertionError(ch.tr(f"{name}：期望 {want:,}，实际得到 {got:,}——{hint}",
+                                       f"{name}: expected {want:,}, received {got:,} — {hint}"))
     v, t, n, c = 101, 33, 3, 20
     with torch.device("meta"):
         parts = [nn.Embedding(v, c), nn.Embedding(t, c), nn.LayerNorm(c)] + [nn.TransformerEncoderLayer(c, 1, 4 * c) for _ in range(n)]
     want = sum(x.numel() for m in parts for x in m.parameters())
-    if impl(v, t, n, c) != want:
-        raise AssertionError(f"V={v}, T={t}, L={n}, C={c}: expected {want:,} (PyTorch modules), received {impl(v, t, n, c):,}")
-    return "GPT-2 small, medium, large and XL as published; an odd size against nn.TransformerEncoderLayer"
+    got = impl(v, t, n, c)
+    if got != want:
+        raise AssertionError(ch.tr(f"V={v}，T={t}，L={n}，C={c}：期望 {want:,}（PyTorch 模块），实际得到 {got:,}",
+                                   f"V={v}, T={t}, L={n}, C={c}: expected {want:,} (PyTorch modules), received {got:,}"))
+    return ch.tr("GPT-2 small、medium、large 和 XL 与公布的参数量一致；一种非常规尺寸与 nn.TransformerEncoderLayer 一致",
+                 "GPT-2 small, medium, large and XL as published; an odd size against nn.TransformerEncoderLayer")
 
 
 ch.verify(check_gpt2_parameter_count_ex, gpt2_parameter_count_ex)

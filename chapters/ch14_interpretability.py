@@ -323,29 +323,38 @@ def check_integrated_gradients_ex(impl):
     w = torch.randn(t, h, generator=g, dtype=torch.float64)
     a = torch.randn(t, h, generator=g, dtype=torch.float64)
     d = x - base
-    cases = [("linear f = Σ w·x, m = 3", lambda v: (v * w).sum((1, 2)) + 0.3, 3, (d * w).sum(-1)[0],
-              "multiply the averaged gradient by (x − baseline), then sum over the last axis"),
-             ("quadratic f = Σ a·x², m = 4", lambda v: (a * v ** 2).sum((1, 2)), 4, (a * (x ** 2 - base ** 2)).sum(-1)[0],
-              "the midpoint rule: α_k = (k + ½)/m for k = 0 … m − 1 (not k/m)"),
-             ("f = Σ sin(x), m = 7", lambda v: torch.sin(v).sum((1, 2)), 7,
+    cases = [(ch.tr("线性函数 f = Σ w·x，m = 3", "linear f = Σ w·x, m = 3"), lambda v: (v * w).sum((1, 2)) + 0.3, 3,
+              (d * w).sum(-1)[0],
+              ch.tr("把平均梯度乘以 (x − baseline)，再在最后一维上求和",
+                    "multiply the averaged gradient by (x − baseline), then sum over the last axis")),
+             (ch.tr("二次函数 f = Σ a·x²，m = 4", "quadratic f = Σ a·x², m = 4"), lambda v: (a * v ** 2).sum((1, 2)), 4,
+              (a * (x ** 2 - base ** 2)).sum(-1)[0],
+              ch.tr("中点法则：α_k = (k + ½)/m，k = 0 … m − 1（不是 k/m）",
+                    "the midpoint rule: α_k = (k + ½)/m for k = 0 … m − 1 (not k/m)")),
+             (ch.tr("f = Σ sin(x)，m = 7", "f = Σ sin(x), m = 7"), lambda v: torch.sin(v).sum((1, 2)), 7,
               (d * torch.cos(base + d / 2) * torch.sin(d / 2) / (7 * torch.sin(d / 14))).sum(-1)[0],
-              "average the gradients at the m midpoints of the straight path from the baseline to x")]
+              ch.tr("在从基线到 x 的直线路径上取 m 个中点，对这些点处的梯度求平均",
+                    "average the gradients at the m midpoints of the straight path from the baseline to x"))]
     worst = 0.0
     for case, f, m, want, hint in cases:
         got = impl(f, x, base, m)
         if not isinstance(got, torch.Tensor) or got.shape != (t,):
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise AssertionError(f"{case}: expected one attribution per token, shape ({t},), received {shape}")
+            raise AssertionError(ch.tr(f"{case}：期望每个词元一个归因值，形状为 ({t},)，实际得到 {shape}",
+                                       f"{case}: expected one attribution per token, shape ({t},), received {shape}"))
         err = float((got - want).abs().max())
         if not err <= 1e-10:
-            raise AssertionError(f"{case}: max abs err {err:.1e} vs the closed form — {hint}")
+            raise AssertionError(ch.tr(f"{case}：与闭式解的最大绝对误差为 {err:.1e}——{hint}",
+                                       f"{case}: max abs err {err:.1e} vs the closed form — {hint}"))
         worst = max(worst, err)
     f = cases[2][1]
     total = float(impl(f, x, base, 256).sum())
     delta = float(f(x) - f(base))
     if not abs(total - delta) <= 1e-4:
-        raise AssertionError(f"completeness: Σ_t IG_t = {total:.6f} with m = 256, expected ≈ f(x) − f(x′) = {delta:.6f}")
-    return f"linear, quadratic and sine cases equal their closed forms (max abs err {worst:.1e}); Σ IG ≈ f(x) − f(x′)"
+        raise AssertionError(ch.tr(f"完备性：m = 256 时 Σ_t IG_t = {total:.6f}，期望 ≈ f(x) − f(x′) = {delta:.6f}",
+                                   f"completeness: Σ_t IG_t = {total:.6f} with m = 256, expected ≈ f(x) − f(x′) = {delta:.6f}"))
+    return ch.tr(f"线性、二次和正弦三种情形都等于各自的闭式解（最大绝对误差 {worst:.1e}）；Σ IG ≈ f(x) − f(x′)",
+                 f"linear, quadratic and sine cases equal their closed forms (max abs err {worst:.1e}); Σ IG ≈ f(x) − f(x′)")
 
 
 ch.verify(check_integrated_gradients_ex, integrated_gradients_ex)

@@ -242,18 +242,23 @@ def check_sentence_embedding_ex(impl):
     mask = torch.tensor([[1] * n + [0] * (6 - n) for n in lengths])
     h[mask == 0] = 1e3  # garbage in the padding
     want = torch.stack([h[b, :n].mean(0) / torch.linalg.vector_norm(h[b, :n].mean(0)) for b, n in enumerate(lengths)])
-    for name, m in (("int64 mask", mask), ("bool mask", mask.bool())):
+    for name, m in ((ch.tr("int64 掩码", "int64 mask"), mask), (ch.tr("bool 掩码", "bool mask"), mask.bool())):
         got = impl(h, m)
         if not isinstance(got, torch.Tensor) or got.shape != want.shape:
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise AssertionError(f"{name}: expected shape (B, H) = {tuple(want.shape)}, received {shape}")
+            raise AssertionError(ch.tr(f"{name}：期望形状 (B, H) = {tuple(want.shape)}，实际得到 {shape}",
+                                       f"{name}: expected shape (B, H) = {tuple(want.shape)}, received {shape}"))
         err = float((got - want).abs().max())
         if not err <= 1e-12:
             norms = got.norm(dim=-1)
-            hint = ("the vectors must have length 1: divide by their L2 norm" if float((norms - 1).abs().max()) > 1e-9
-                    else "average over the real tokens only: weight by the mask and divide by the number of real tokens")
-            raise AssertionError(f"{name}: max abs err {err:.1e} vs each sentence's real tokens averaged alone — {hint}")
-    return "padded and unpadded rows equal the per-sentence mean of the real tokens, unit length (int64 and bool masks)"
+            hint = (ch.tr("向量的长度必须为 1：除以它们的 L2 范数", "the vectors must have length 1: divide by their L2 norm")
+                    if float((norms - 1).abs().max()) > 1e-9 else
+                    ch.tr("只对真实词元求平均：用掩码加权，再除以真实词元的个数",
+                          "average over the real tokens only: weight by the mask and divide by the number of real tokens"))
+            raise AssertionError(ch.tr(f"{name}：与每个句子的真实词元单独求平均的结果相比，最大绝对误差为 {err:.1e}——{hint}",
+                                       f"{name}: max abs err {err:.1e} vs each sentence's real tokens averaged alone — {hint}"))
+    return ch.tr("有填充和无填充的行都等于各句真实词元的平均值，且长度为 1（int64 和 bool 掩码）",
+                 "padded and unpadded rows equal the per-sentence mean of the real tokens, unit length (int64 and bool masks)")
 
 
 ch.verify(check_sentence_embedding_ex, sentence_embedding_ex)

@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     fin.add_argument("--val", metavar="FILE", help="validation data (default: --val-fraction of --train)")
     fin.add_argument("--test", metavar="FILE", help="test data, scored once at the end")
     fin.add_argument("--val-fraction", type=FRACTION, default=0.1, help="held out of --train without --val (default: 0.1)")
+    fin.add_argument("--train-size", type=POSITIVE_INT, default=None, metavar="N",
+                     help="train on N examples drawn at random (--seed) from the training set: few-label experiments")
     fin.add_argument("--text-column", default="text", help="classification text column (name or index; default: text)")
     fin.add_argument("--label-column", default="label", help="classification label column (default: label)")
     add_file_args(fin)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import random
 from pathlib import Path
 
 from minitransformer.checkpoint import seed_everything
@@ -215,6 +216,13 @@ def check_two_labels(task: str, labels, source: str) -> None:
         raise ValueError(f"{source}: fine-tuning needs {what}, received only {list(labels.labels)}")
 
 
+def few_labels(train: list, n: int, path, seed: int) -> list:
+    """``n`` training examples drawn without replacement by ``random.Random(seed)``; ValueError when fewer exist."""
+    if n > len(train):
+        raise ValueError(f"--train-size: expected at most the {len(train):,} training examples of {path}, received {n:,}")
+    return random.Random(seed).sample(train, n)
+
+
 def run_finetune(args: argparse.Namespace) -> int:
     check_run_dir(args.out_dir, args.resume, args.overwrite)  # a run folder to write, before any work
     check_max_len(args.max_len, "--max-len")
@@ -224,6 +232,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         val = load_task_items(args.task, args.val, *cols)
     else:
         train, val = split_train_val(train, args.train, args.val_fraction, args.seed)
+    if args.train_size is not None:
+        train = few_labels(train, args.train_size, args.train, args.seed)
     source = f"training set {args.train}" if args.val else f"training part of {args.train}"
     labels = label_vocab(args.task, train, source)
     check_two_labels(args.task, labels, source)

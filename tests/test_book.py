@@ -329,3 +329,42 @@ def test_a_foreign_folder_is_refused_and_an_earlier_build_is_reused(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(build.BuildError, match="it is a file"):
         build.prepare_out(tmp_path / "file", force=True)
+
+
+def test_every_exercise_check_speaks_both_languages():
+    """Each chapter's check_*_ex gives its messages through ch.tr(zh, en): every AssertionError it
+    raises and the summary it returns are a ch.tr call (or a name bound to one), whose first
+    argument holds Chinese and whose second holds none."""
+    import ast
+
+    def is_tr(node):
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "tr"
+
+    def text(node):
+        return "".join(v.value for v in ast.walk(node) if isinstance(v, ast.Constant) and isinstance(v.value, str))
+
+    def own_nodes(fn):  # fn's body without the functions defined inside it (helpers return data, not messages)
+        todo = [c for c in fn.body if not isinstance(c, (ast.FunctionDef, ast.Lambda))]
+        while todo:
+            node = todo.pop()
+            yield node
+            todo.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, (ast.FunctionDef, ast.Lambda)))
+
+    checked = 0
+    for path in sorted((REPO / "chapters").glob("ch[0-9][0-9]_*.py")):
+        for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(fn, ast.FunctionDef) and fn.name.startswith("check_") and fn.name.endswith("_ex")):
+                continue
+            bound = {t.id for a in ast.walk(fn) if isinstance(a, ast.Assign) and is_tr(a.value)
+                     for t in a.targets if isinstance(t, ast.Name)}
+            messages = [n.exc.args[0] for n in ast.walk(fn) if isinstance(n, ast.Raise) and isinstance(n.exc, ast.Call)
+                        and getattr(n.exc.func, "id", "") == "AssertionError" and n.exc.args]
+            messages += [n.value for n in own_nodes(fn) if isinstance(n, ast.Return) and n.value is not None]
+            for m in messages:
+                where = f"{path.name}:{m.lineno} {fn.name}"
+                assert is_tr(m) or (isinstance(m, ast.Name) and m.id in bound), f"{where}: message not through ch.tr"
+                if is_tr(m):
+                    zh, en = m.args
+                    assert re.search(r"[\u4e00-\u9fff]", text(zh)) and not re.search(r"[\u4e00-\u9fff]", text(en)), where
+                checked += 1
+    assert checked > 100

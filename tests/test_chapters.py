@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from chapters.assign.loader import ChapterLanguage
 from chapters.book import Chapter, CheckFailed
 
 REPO = Path(__file__).resolve().parents[1]
@@ -315,7 +316,8 @@ def test_runner_only_list_and_timeout(tmp_path):
 
 
 def load_definitions(path: Path) -> types.ModuleType:
-    """What a grader sees: a chapter's imports, functions, classes and literal constants, no cells."""
+    """What a grader sees: a chapter's imports, functions, classes and literal constants, no cells
+    (and, as chapters.assign.loader gives it, a ``ch`` with the language for the checks' ``ch.tr``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
 
     def literal(node):
@@ -328,6 +330,7 @@ def load_definitions(path: Path) -> types.ModuleType:
     tree.body = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))
                  or (isinstance(n, ast.Assign) and literal(n))]
     module = types.ModuleType(path.stem)
+    module.ch = ChapterLanguage()
     exec(compile(tree, str(path), "exec"), module.__dict__)
     return module
 

@@ -107,7 +107,7 @@ def test_regenerating_gives_the_committed_bytes(tmp_path):
 
 
 def test_seed_decides_the_world():
-    small = {"stories": 30, "unlabelled_reviews": 10, "reviews": 40, "ner": 40, "translation": 40}
+    small = {"stories": 30, "unlabelled_reviews": 10, "reviews": 40, "ner": 40, "translation": 40, "notes": 0, "short_reviews": 0}
     a, b, c = build_world(3, small), build_world(3, small), build_world(4, small)
     text = lambda w: [r.text("en") for r in w.reviews["train"]]
     assert text(a) == text(b)
@@ -271,41 +271,86 @@ def test_vocabulary_is_small():
     text = "".join(p.read_text(encoding="utf-8") for p in DATA_DIR.iterdir() if p.name != "README.md")
     assert len(set(re.findall(r"[A-Za-z]+", text))) <= 400
     assert len(set(re.findall(r"[\u4e00-\u9fff]", text))) <= 1000
-    assert sum(p.stat().st_size for p in DATA_DIR.iterdir()) < 3_500_000
+    assert sum(p.stat().st_size for p in DATA_DIR.iterdir()) < 5_500_000
 
 
 def test_notes_join_two_adjectives_of_one_sentiment_and_name_the_feeling():
-    """A note's adjectives share their sentiment, its feeling agrees (checked against the lexicon's
-    lists, not the generator's flags), and Chinese joins them with 又…又…."""
+    """A note's adjectives share one sentiment, its feelings agree (checked against the lexicon's
+    lists of words, not the generator's flags), and Chinese joins them with 又…又…."""
     import random as _random
 
-    from minitransformer.data.world import sample_note
-    from minitransformer.data.world_lexicon import BAD_FEELINGS, GOOD_FEELINGS
+    from minitransformer.data.world_lexicon import BAD_FEELINGS, GOOD_FEELINGS, OPINION_WORDS
+    from minitransformer.data.world_opinions import sample_note
 
+    good_words = {a.en for words in OPINION_WORDS.values() for a in words if a.positive} | {"good", "tasty", "fresh", "fast", "friendly",
+                                                                      "helpful", "low", "fair", "clean", "quiet",
+                                                                      "comfortable", "delicious", "hot", "beautiful",
+                                                                      "exciting", "soft", "cheap"}
     rng = _random.Random(3)
     for _ in range(200):
         note = sample_note(rng)
         assert len(note.sentences()) == 2
+        sentiments = set()
         for part, sentence in zip(note.parts, note.sentences()):
             a1, a2 = part.adjectives
-            assert a1 != a2 and a1.positive == a2.positive
-            assert part.feeling in (GOOD_FEELINGS if a1.positive else BAD_FEELINGS)
+            assert a1 != a2
+            good = {a1.en in good_words, a2.en in good_words}
+            assert len(good) == 1, (a1, a2)
+            sentiments |= good
+            assert part.feeling in (GOOD_FEELINGS if good == {True} else BAD_FEELINGS)
             en, zh = sentence.text("en"), sentence.text("zh")
             assert f"{a1.en} and {a2.en}, so" in en and en.endswith(f"{part.feeling[0]}.")
             assert f"又{a1.zh}又{a2.zh}，" in zh and zh.endswith(f"{part.feeling[1]}。")
+        assert len(sentiments) == 1  # one visit, one sentiment
 
 
-def test_notes_change_only_the_unlabelled_text():
-    """build_world(sizes={"notes": N}) adds N documents to world_*.txt and leaves every labelled
-    file as it was (the notes draw from their own generator)."""
+def test_notes_and_short_reviews_leave_the_other_files_as_they_were():
+    """Notes and short reviews draw from generators of their own: with none of them, every other
+    file is byte for byte the same; the notes go to notes_*.txt, never into world_*.txt."""
     from minitransformer.data.world_files import build_world, world_files
 
     small = {"stories": 60, "unlabelled_reviews": 40, "reviews": 200, "ner": 200, "translation": 200}
-    plain = world_files(build_world(0, {**small, "notes": 0}))
-    noted_world = build_world(0, {**small, "notes": 50})
-    noted = world_files(noted_world)
-    assert len(noted_world.documents) == 100 + 50
-    assert {k: v for k, v in plain.items() if not k.startswith("world_")} == \
-           {k: v for k, v in noted.items() if not k.startswith("world_")}
-    assert noted["world_en.txt"] != plain["world_en.txt"]
-    assert ", so I was" in noted["world_en.txt"] and ", so I was" not in plain["world_en.txt"]
+    plain = world_files(build_world(0, {**small, "notes": 0, "short_reviews": 0}))
+    full = world_files(build_world(0, {**small, "notes": 50, "short_reviews": 100}))
+    assert set(full) - set(plain) == {f"{kind}_{lang}{ext}" for lang in LANGS for kind, ext in
+                                      [("notes", ".txt")] + [("short_reviews", f".{s}.tsv") for s in SPLITS]}
+    assert {k: full[k] for k in plain} == plain
+    assert ", so I was" in full["notes_en.txt"] and ", so I was" not in full["world_en.txt"]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_short_review_labels_are_the_adjectives_sentiment(lang):
+    """Every short review's label is the sentiment its one adjective has in the lexicon's lists."""
+    from minitransformer.data.world_lexicon import OPINION_WORDS, VENUES
+
+    words = {getattr(a, lang): a.positive for v in VENUES for asp in v.type.aspects for a in asp.adjectives}
+    words.update({getattr(a, lang): a.positive for group in OPINION_WORDS.values() for a in group})
+    rows = [row for split in SPLITS for row in read_tsv(DATA_DIR / f"short_reviews_{lang}.{split}.tsv")]
+    assert len(rows) == 3000
+    for text, label in rows:
+        last = text.rstrip(".。")
+        last = last[last.rfind(". ") + 2:] if lang == "en" else last[last.rfind("。") + 1:]
+        adjective = last.split()[-1] if lang == "en" else max((w for w in words if last.endswith(w)), key=len)
+        assert ("pos" if words[adjective] else "neg") == label, text
+    assert abs(sum(label == "pos" for _, label in rows) / len(rows) - 0.5) < 0.03
+
+
+def test_few_labelled_short_reviews_miss_most_test_adjectives_which_the_notes_all_contain():
+    """The mechanism of data/README.md "What pretraining can learn": 32 random labelled short
+    reviews contain under a quarter of the adjectives the test reviews use, 128 under two thirds,
+    while every test adjective occurs in the unlabelled notes, joined to another of its sentiment."""
+    import random as _random
+
+    train = read_tsv(DATA_DIR / "short_reviews_en.train.tsv")
+    test = read_tsv(DATA_DIR / "short_reviews_en.test.tsv")
+    adjective = lambda text: text.rstrip(".").split()[-1]  # noqa: E731
+    test_words = {adjective(t) for t, _ in test}
+    assert len(test_words) > 120
+    for n, bound in ((32, 0.25), (128, 0.67)):
+        for k in range(5):
+            seen = {adjective(t) for t, _ in _random.Random(k).sample(train, n)}
+            assert len(seen & test_words) / len(test_words) < bound, (n, k)
+    notes = (DATA_DIR / "notes_en.txt").read_text(encoding="utf-8")
+    coordinated = set(re.findall(r"(\w+) and (\w+), so", notes))
+    in_notes = {w for pair in coordinated for w in pair}
+    assert test_words <= in_notes

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .exercises import EXERCISES, Exercise, by_id
+from .loader import say
 
 CHAPTERS_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = CHAPTERS_DIR.parent
@@ -38,12 +39,18 @@ def check_jobs(jobs) -> int:
     return jobs
 
 
+def timed_out_message(timeout: float) -> str:
+    """The message of an exercise stopped at the time limit, in the run's language."""
+    return say(f"超过 {timeout:g} 秒的时限，已停止", f"stopped after the {timeout:g} s time limit")
+
+
 def grade_one(ex: Exercise, student_dir: Path, timeout: float) -> dict:
     """Run one exercise's reference check against the student's function. Never raises."""
     row = {"exercise": ex.id, "chapter": ex.chapter, "points": 0, "max_points": ex.points}
     student_file = student_dir / ex.chapter
     if not student_file.is_file():
-        return {**row, "status": "missing", "message": f"missing file: {student_file}", "seconds": 0.0}
+        return {**row, "status": "missing", "message": say(f"缺少文件：{student_file}", f"missing file: {student_file}"),
+                "seconds": 0.0}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1", "CHAPTERS_FAST": "1"}
     cmd = [sys.executable, "-m", "chapters.assign.run_one", str(student_file), str(CHAPTERS_DIR / ex.chapter), ex.id]
@@ -51,11 +58,12 @@ def grade_one(ex: Exercise, student_dir: Path, timeout: float) -> dict:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(student_dir))
     except subprocess.TimeoutExpired:
-        return {**row, "status": "timed out", "message": f"stopped after the {timeout:g} s time limit", "seconds": timeout}
+        return {**row, "status": "timed out", "message": timed_out_message(timeout), "seconds": timeout}
     seconds = time.perf_counter() - t0
     result = next((json.loads(line[9:]) for line in proc.stdout.splitlines() if line.startswith("@@RESULT ")), None)
     if result is None:
-        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:]) or f"exit code {proc.returncode}"
+        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-1:]) or say(f"退出码 {proc.returncode}",
+                                                                                      f"exit code {proc.returncode}")
         return {**row, "status": "crashed", "message": tail[:300], "seconds": round(seconds, 2)}
     points = ex.points if result["status"] == "passed" else 0
     return {**row, **result, "points": points, "seconds": round(seconds, 2)}
@@ -121,7 +129,8 @@ def grade_forked(chosen: list[Exercise], student_dir: Path, timeout: float, jobs
                 ex = pending.pop(0)
                 row = {"exercise": ex.id, "chapter": ex.chapter, "points": 0, "max_points": ex.points}
                 if not (student_dir / ex.chapter).is_file():
-                    rows[ex.id] = {**row, "status": "missing", "message": f"missing file: {student_dir / ex.chapter}",
+                    missing = student_dir / ex.chapter
+                    rows[ex.id] = {**row, "status": "missing", "message": say(f"缺少文件：{missing}", f"missing file: {missing}"),
                                    "seconds": 0.0}
                     continue
                 receive, send = ctx.Pipe(duplex=False)
@@ -148,15 +157,14 @@ def grade_forked(chosen: list[Exercise], student_dir: Path, timeout: float, jobs
                     if result is None:
                         tail = Path(err).read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
                         rows[ex.id] = {**row, "status": "crashed", "message": (" ".join(tail) or
-                                       f"exit code {proc.exitcode}")[:300], "seconds": seconds}
+                                       say(f"退出码 {proc.exitcode}", f"exit code {proc.exitcode}"))[:300], "seconds": seconds}
                     else:
                         points = ex.points if result["status"] == "passed" else 0
                         rows[ex.id] = {**row, **result, "points": points, "seconds": seconds}
                 elif now - start >= timeout:
                     proc.kill()
                     proc.join()
-                    rows[ex.id] = {**row, "status": "timed out", "message": f"stopped after the {timeout:g} s time limit",
-                                   "seconds": timeout}
+                    rows[ex.id] = {**row, "status": "timed out", "message": timed_out_message(timeout), "seconds": timeout}
                 else:
                     continue
                 receive.close()

@@ -15,6 +15,7 @@ import sys
 import traceback
 
 from chapters.assign.exercises import Exercise, by_id
+from chapters.assign.loader import say
 
 
 def first_line(text: str, limit: int = 300) -> str:
@@ -25,9 +26,15 @@ def first_line(text: str, limit: int = 300) -> str:
 def forbidden_message(ex: Exercise, calls: list[str]) -> str:
     """The message for a solution that called forbidden functions (the first call named first)."""
     names = list(dict.fromkeys(calls))
-    more = f" (also {', '.join(names[1:])})" if len(names) > 1 else ""
-    return (f"{ex.function}() calls {names[0]}{more}, which exercise {ex.id} forbids: write it yourself "
-            f"with tensor operations instead of delegating to it")
+    also = ", ".join(names[1:])
+    if len(names) > 1:
+        more_zh, more = f"（还有 {also}）", f" (also {also})"
+    else:
+        more_zh = more = ""
+    return say(f"{ex.function}() 调用了 {names[0]}{more_zh}，而练习 {ex.id} 不允许调用它：请自己用张量运算实现，"
+               "不要交给它代劳",
+               f"{ex.function}() calls {names[0]}{more}, which exercise {ex.id} forbids: write it yourself "
+               f"with tensor operations instead of delegating to it")
 
 
 def load_student(student_file: str, ex: Exercise):
@@ -37,17 +44,22 @@ def load_student(student_file: str, ex: Exercise):
     try:
         student = load_definitions(student_file, "student")
     except SyntaxError as e:
-        return None, {"status": "failed", "message": f"the student file does not compile: {e.msg} ({e.filename}:{e.lineno})"}
+        return None, {"status": "failed", "message": say(f"学生文件无法编译：{e.msg}（{e.filename}:{e.lineno}）",
+                                                         f"the student file does not compile: {e.msg} ({e.filename}:{e.lineno})")}
     except Exception as e:  # an import in the student file that fails, etc.
-        return None, {"status": "failed", "message": f"the student file does not load: {type(e).__name__}: {first_line(e)}"}
+        return None, {"status": "failed", "message": say(f"学生文件无法加载：{type(e).__name__}: {first_line(e)}",
+                                                         f"the student file does not load: {type(e).__name__}: {first_line(e)}")}
     impl = getattr(student, ex.function, None)
     if impl is None:
-        return None, {"status": "failed", "message": f"function {ex.function}() is missing from {student_file}"}
+        return None, {"status": "failed", "message": say(f"{student_file} 中缺少函数 {ex.function}()",
+                                                         f"function {ex.function}() is missing from {student_file}")}
     inner = inspect.unwrap(impl) if callable(impl) else impl  # through decorators such as @torch.no_grad()
     if id(getattr(inner, "__code__", None)) not in {id(c) for c in student.__assign_codes__}:
         where = getattr(impl, "__module__", None) or type(impl).__name__
-        return None, {"status": "failed", "message": f"{ex.function} must be a function defined in {student_file}, "
-                                                     f"received one from {where}"}
+        return None, {"status": "failed", "message": say(f"{ex.function} 必须是在 {student_file} 中定义的函数，"
+                                                         f"实际得到的来自 {where}",
+                                                         f"{ex.function} must be a function defined in {student_file}, "
+                                                         f"received one from {where}")}
     return student, impl
 
 
@@ -56,12 +68,14 @@ def run_check(check, impl) -> dict:
     try:
         detail = check(impl)
     except NotImplementedError:
-        return {"status": "failed", "message": f"{impl.__name__}() is not implemented yet (raises NotImplementedError)"}
+        return {"status": "failed", "message": say(f"{impl.__name__}() 尚未实现（引发了 NotImplementedError）",
+                                                   f"{impl.__name__}() is not implemented yet (raises NotImplementedError)")}
     except AssertionError as e:
-        return {"status": "failed", "message": first_line(e) or "a check failed"}
+        return {"status": "failed", "message": first_line(e) or say("有一项检查未通过", "a check failed")}
     except Exception as e:
         frame = traceback.extract_tb(e.__traceback__)[-1]
-        return {"status": "failed", "message": f"{type(e).__name__}: {first_line(e)} (line {frame.lineno})"}
+        return {"status": "failed", "message": say(f"{type(e).__name__}: {first_line(e)}（第 {frame.lineno} 行）",
+                                                   f"{type(e).__name__}: {first_line(e)} (line {frame.lineno})")}
     return {"status": "passed", "message": first_line(detail or "")}
 
 
@@ -78,8 +92,10 @@ def grade(student_file: str, reference_file: str, exercise: Exercise | str, enfo
     if student is None:
         return impl
     if enforce and introspection_in(student.__assign_codes__):
-        return {"status": "failed", "message": f"{student_file} uses {', '.join(introspection_in(student.__assign_codes__))}: "
-                                               "introspection of functions and frames is not allowed in graded files"}
+        used = ", ".join(introspection_in(student.__assign_codes__))
+        return {"status": "failed", "message": say(f"{student_file} 使用了 {used}：评分文件中不允许对函数和栈帧做内省",
+                                                   f"{student_file} uses {used}: "
+                                                   "introspection of functions and frames is not allowed in graded files")}
     reference = load_definitions(reference_file, "reference")
     check = getattr(reference, ex.check)
     if not enforce:

@@ -13,8 +13,8 @@ from .tokenizers import (
     register_tokenizer,
 )
 from .world_files import (
-    DATA_DIR, build_world, generate_world, load_world_documents, load_world_ner, load_world_reviews,
-    load_world_translation, world_path,
+    DATA_DIR, build_world, generate_world, load_world_documents, load_world_ner, load_world_notes, load_world_reviews,
+    load_world_short_reviews, load_world_translation, world_path,
 )
 
 __all__ = [
@@ -23,6 +23,6 @@ __all__ = [
     "load_documents", "load_parallel", "load_text", "read_text_file", "split_dataset", "split_lines",
     "BERT_SPECIALS", "GPT_SPECIALS", "CharTokenizer", "SentencePieceTokenizer", "Tokenizer", "load_tokenizer",
     "register_tokenizer",
-    "DATA_DIR", "build_world", "generate_world", "load_world_documents", "load_world_ner", "load_world_reviews",
-    "load_world_translation", "world_path",
+    "DATA_DIR", "build_world", "generate_world", "load_world_documents", "load_world_ner", "load_world_notes",
+    "load_world_reviews", "load_world_short_reviews", "load_world_translation", "world_path",
 ]

@@ -199,65 +199,6 @@ def sample_review(rng: random.Random, p_closer: float = 0.3) -> Review:
                   sample_judgement(rng, venue.type, positive), closer)
 
 
-# ---------------------------------------------------------------- notes
-@dataclass(frozen=True)
-class Opinionated:
-    """'the food was fresh and tasty, so I was happy' / '饭菜又新鲜又好吃，我很高兴': two adjectives of
-    one sentiment joined by 'and' (又…又…), and the feeling they caused."""
-
-    aspect: Aspect
-    adjectives: tuple[Adjective, Adjective]
-    we: bool
-    feeling: tuple[str, str]
-
-    def pieces(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        (a1, a2), asp = self.adjectives, self.aspect
-        who_en, be_en, who_zh = ("we", "were", "我们") if self.we else ("I", "was", "我")
-        return (("the", asp.en, asp.be, a1.en, "and", a2.en, ",", "so", who_en, be_en, self.feeling[0], "."),
-                (asp.zh, "又", a1.zh, "又", a2.zh, "，", who_zh, "很", self.feeling[1], "。"))
-
-
-@dataclass(frozen=True)
-class Note:
-    """A short unlabelled note about one venue: two sentences, each an ``Opinionated`` clause.
-
-    'At Sun Restaurant, the food was fresh and tasty, so I was happy. The prices were high and unfair, so I was angry.'
-    '太阳餐厅的饭菜又新鲜又好吃，我很高兴。价格又高又不公道，我很生气。'
-    Adjectives joined by 'and' share their sentiment (Hatzivassiloglou & McKeown 1997), and the
-    feeling names it: these notes are where a model pretrained on the world can learn which
-    adjectives are good and which bad, words the few labelled reviews do not all contain
-    (data/README.md, "What pretraining can learn")."""
-
-    venue: Venue
-    named: bool
-    parts: tuple[Opinionated, Opinionated]
-
-    def sentences(self) -> list[Sentence]:
-        out = []
-        for k, part in enumerate(self.parts):
-            en, zh = part.pieces()
-            if k == 0 and self.named:
-                en, zh = ("at", self.venue, ",", *en), (self.venue, "的", *zh)
-            out.append(Sentence(en, zh))
-        return out
-
-
-def sample_opinionated(rng: random.Random, venue_type: VenueType) -> Opinionated:
-    """Sentiment 50/50, an aspect of the venue type with two adjectives of that sentiment, two of them."""
-    positive = rng.random() < 0.5
-    aspects = [a for a in venue_type.aspects if sum(x.positive == positive for x in a.adjectives) >= 2]
-    aspect = rng.choice(aspects)
-    pair = tuple(rng.sample([x for x in aspect.adjectives if x.positive == positive], 2))
-    return Opinionated(aspect, pair, rng.random() < 0.5, rng.choice(GOOD_FEELINGS if positive else BAD_FEELINGS))
-
-
-def sample_note(rng: random.Random) -> Note:
-    """A note: a venue, named half of the time, and two opinionated sentences about it."""
-    venue = rng.choice(VENUES)
-    named = rng.random() < 0.5
-    return Note(venue, named, (sample_opinionated(rng, venue.type), sample_opinionated(rng, venue.type)))
-
-
 # ---------------------------------------------------------------- stories
 def _subject(person: Person, pronoun: bool) -> tuple[Piece, Piece]:
     """The person's name, or he/she (他/她)."""

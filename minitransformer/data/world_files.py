@@ -3,7 +3,9 @@
 ``python -m minitransformer.data generate --out data/ --seed 0`` writes (see data/README.md):
 
     world_en.txt, world_zh.txt                    unlabelled documents (pretraining), one sentence per line
+    notes_en.txt, notes_zh.txt                    unlabelled notes (pretraining), the same format
     reviews_{en,zh}.{train,val,test}.tsv          text<TAB>label (pos/neg), with a header
+    short_reviews_{en,zh}.{train,val,test}.tsv    the same, one plain judgement each
     ner_{en,zh}.{train,val,test}.conll            token<TAB>tag, IOB2 over PER/LOC/ORG
     translation.{train,val,test}.tsv              en<TAB>zh, with a header
 
@@ -19,20 +21,23 @@ from typing import Callable, Iterable
 
 from .conll import TaggedSentence, load_conll
 from .loaders import Example, load_classification, load_documents, load_parallel
-from .world import Note, Review, Sentence, sample_note, sample_review, sample_story
+from .world import Review, Sentence, sample_review, sample_story
+from .world_opinions import Note, ShortReview, sample_note, sample_short_review
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 LANGS = ("en", "zh")
 SPLITS = ("train", "val", "test")
-SIZES = {"stories": 1800, "unlabelled_reviews": 1500, "notes": 0, "reviews": 3000, "ner": 3000, "translation": 4000}
+SIZES = {"stories": 1800, "unlabelled_reviews": 1500, "notes": 8000, "reviews": 3000, "short_reviews": 3000, "ner": 3000, "translation": 4000}
 
 
 @dataclass
 class World:
     """The generated datasets, before they are written to files."""
 
-    documents: list[list[Sentence] | Review | Note] = field(default_factory=list)
+    documents: list[list[Sentence] | Review] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     reviews: dict[str, list[Review]] = field(default_factory=dict)        # split -> reviews
+    short_reviews: dict[str, list[ShortReview]] = field(default_factory=dict)
     ner: dict[str, list[Sentence]] = field(default_factory=dict)          # split -> sentences
     translation: dict[str, list[Sentence]] = field(default_factory=dict)  # split -> sentences
 
@@ -77,16 +82,9 @@ def build_world(seed: int = 0, sizes: dict[str, int] | None = None) -> World:
     world = World()
     stories = [sample_story(rngs[0]).sentences() for _ in range(sizes["stories"])]
     unlabelled = [sample_review(rngs[0], p_closer=1.0) for _ in range(sizes["unlabelled_reviews"])]
-    note_rng = random.Random(seed * 16 + 5)  # its own generator: the notes leave every other draw as it was
-    notes = [sample_note(note_rng) for _ in range(sizes["notes"])]
-    world.documents = stories + unlabelled + notes
+    world.documents = stories + unlabelled
     rngs[0].shuffle(world.documents)
-    seen = set()
-    for doc in world.documents:
-        for lang in LANGS:
-            sentences = [s.text(lang) for s in _doc_sentences(doc)]
-            seen.update(sentences)
-            seen.add((" " if lang == "en" else "").join(sentences))
+    seen = _texts(world.documents)
 
     reviews = _unique(lambda: [sample_review(rngs[1])], lambda r: r.text("en"), sizes["reviews"])
     world.reviews = _split(reviews, lambda r: [r.text(lang) for lang in LANGS], seen, rngs[4])
@@ -102,16 +100,33 @@ def build_world(seed: int = 0, sizes: dict[str, int] | None = None) -> World:
         return sentences + (sample_review(rngs[3]).sentences() if rngs[3].random() < 1 / 3 else [])
     pairs = _unique(translation_draw, lambda s: s.text("en"), sizes["translation"])
     world.translation = _split(pairs, lambda s: [s.text(lang) for lang in LANGS], seen, rngs[4])
+
+    # notes and short reviews draw from generators of their own: the files above stay as they were
+    note_rng, short_rng = random.Random(seed * 16 + 5), random.Random(seed * 16 + 6)
+    world.notes = [sample_note(note_rng) for _ in range(sizes["notes"])]
+    short = _unique(lambda: [sample_short_review(short_rng)], lambda r: r.text("en"), sizes["short_reviews"])
+    world.short_reviews = _split(short, lambda r: [r.text(lang) for lang in LANGS], seen | _texts(world.notes), short_rng)
     return world
 
 
+def _texts(documents: list) -> set[str]:
+    """Every sentence and every whole document of ``documents``, in both languages."""
+    seen = set()
+    for doc in documents:
+        for lang in LANGS:
+            sentences = [s.text(lang) for s in _doc_sentences(doc)]
+            seen.update(sentences)
+            seen.add((" " if lang == "en" else "").join(sentences))
+    return seen
+
+
 # ---------------------------------------------------------------- file contents
-def documents_text(world: World, lang: str) -> str:
+def documents_text(documents: list, lang: str) -> str:
     """One sentence per line, a blank line between documents."""
-    return "\n\n".join("\n".join(s.text(lang) for s in _doc_sentences(doc)) for doc in world.documents) + "\n"
+    return "\n\n".join("\n".join(s.text(lang) for s in _doc_sentences(doc)) for doc in documents) + "\n"
 
 
-def reviews_tsv(reviews: list[Review], lang: str) -> str:
+def reviews_tsv(reviews: list[Review] | list[ShortReview], lang: str) -> str:
     return "text\tlabel\n" + "".join(f"{r.text(lang)}\t{r.label}\n" for r in reviews)
 
 
@@ -125,9 +140,12 @@ def translation_tsv(sentences: list[Sentence]) -> str:
 
 def world_files(world: World) -> dict[str, str]:
     """File name -> contents, for every file ``generate_world`` writes."""
-    files = {f"world_{lang}.txt": documents_text(world, lang) for lang in LANGS}
+    files = {f"world_{lang}.txt": documents_text(world.documents, lang) for lang in LANGS}
+    files.update({f"notes_{lang}.txt": documents_text(world.notes, lang) for lang in LANGS if world.notes})
     files.update({f"reviews_{lang}.{split}.tsv": reviews_tsv(world.reviews[split], lang)
                   for lang in LANGS for split in SPLITS})
+    files.update({f"short_reviews_{lang}.{split}.tsv": reviews_tsv(world.short_reviews[split], lang)
+                  for lang in LANGS for split in SPLITS if any(world.short_reviews.values())})
     files.update({f"ner_{lang}.{split}.conll": conll_text(world.ner[split], lang) for lang in LANGS for split in SPLITS})
     files.update({f"translation.{split}.tsv": translation_tsv(world.translation[split]) for split in SPLITS})
     return files
@@ -167,8 +185,20 @@ def load_world_documents(lang: str, data_dir: str | Path | None = None) -> list[
     return [doc.split("\n") for doc in docs]
 
 
+def load_world_notes(lang: str, data_dir: str | Path | None = None) -> list[list[str]]:
+    """The unlabelled notes ("The food was superb and tasty, so I was happy."), as documents."""
+    docs = load_documents(world_path(f"notes_{_check(lang, LANGS, 'lang')}.txt", data_dir))
+    return [doc.split("\n") for doc in docs]
+
+
 def load_world_reviews(lang: str, split: str, data_dir: str | Path | None = None) -> list[Example]:
     name = f"reviews_{_check(lang, LANGS, 'lang')}.{_check(split, SPLITS, 'split')}.tsv"
+    return load_classification(world_path(name, data_dir))
+
+
+def load_world_short_reviews(lang: str, split: str, data_dir: str | Path | None = None) -> list[Example]:
+    """The labelled short reviews: one plain judgement each, labelled with its adjective's sentiment."""
+    name = f"short_reviews_{_check(lang, LANGS, 'lang')}.{_check(split, SPLITS, 'split')}.tsv"
     return load_classification(world_path(name, data_dir))
 
 
