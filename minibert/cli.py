@@ -12,7 +12,8 @@ import argparse
 import logging
 from typing import Sequence
 
-from minitransformer.cli import POSITIVE_INT, PROBABILITY, TRAIN_TYPES, CLIError, add_dataclass_args, number
+from minitransformer.cli import (POSITIVE_INT, PROBABILITY, TRAIN_TYPES, CLIError, StderrHandler, add_dataclass_args,
+                                 number)
 from minitransformer.data import DATA_DIR
 from minitransformer.data.loaders import FORMATS, QUOTINGS
 from minitransformer.trainer import TRAIN_HELP, NonFiniteLossError, TrainConfig
@@ -146,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = logging.getLogger("minibert")
     if not log.handlers:  # checkpoint notes (weights left random, weights dropped) go to stderr
-        handler = logging.StreamHandler()
+        handler = StderrHandler()  # the stderr of the moment: main may be called in-process
         handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)

@@ -6,11 +6,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 import sys
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
+
+
+class StderrHandler(logging.StreamHandler):
+    """A logging handler that writes to ``sys.stderr`` as it is when a record is emitted, not as it
+    was when the handler was made: a CLI ``main`` called in-process (a notebook, pytest's capture)
+    may find stderr replaced, and a closed old stream would turn every later log line into a
+    "Logging error" traceback."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # logging.StreamHandler.__init__ assigns it; the property always reads sys.stderr
+        pass
 
 
 class CLIError(Exception):

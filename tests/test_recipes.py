@@ -63,3 +63,27 @@ def test_finetune_refuses_a_train_size_above_the_training_set(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "--train-size: expected at most the 36 training examples" in err and "received 500" in err
+
+
+def test_the_cli_log_handler_writes_to_the_stderr_of_the_moment(monkeypatch):
+    """minibert's CLI logs to stderr; called in-process after stderr was replaced (and the old one
+    closed), a line still goes to the current stderr, not to a closed stream ("Logging error")."""
+    import io
+    import logging
+
+    from minitransformer.cli import StderrHandler
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    handler = StderrHandler()
+    log = logging.getLogger("test_the_cli_log_handler")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("one")
+        first.close()
+        monkeypatch.setattr("sys.stderr", second)
+        log.warning("two")
+    finally:
+        log.removeHandler(handler)
+    assert second.getvalue() == "two\n"
