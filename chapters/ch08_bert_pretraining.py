@@ -1113,7 +1113,8 @@ for doc in notes[:2]:
     for sentence in doc:
         print(f"    {sentence}")
 opinion = sorted({a.en for group in OPINION_WORDS.values() for a in group})
-NOTES = {**NOTES_RECIPE, "steps": ch.steps(NOTES_RECIPE["steps"], 40), "eval_every": ch.steps(NOTES_RECIPE["eval_every"], 20),
+NOTES = {**NOTES_RECIPE, "steps": ch.steps(NOTES_RECIPE["steps"], 40), "batch_size": ch.steps(NOTES_RECIPE["batch_size"], 16),
+         "eval_every": ch.steps(NOTES_RECIPE["eval_every"], 20),
          "eval_batches": ch.steps(NOTES_RECIPE["eval_batches"], 2)}
 notes_tokenizer = train_notes_tokenizer(NOTES, "en")
 split = {name: sum(len(t.encode("a " + w)) > 2 for w in opinion) for name, t in (("700", tokenizer), ("1200", notes_tokenizer))}

@@ -643,7 +643,8 @@ from minibert.recipes import FEW_LABEL_STEPS, NOTES_RECIPE, pretrain_on_notes  #
 from minitransformer.data import load_world_short_reviews  # noqa: E402
 
 logging.getLogger("minibert").setLevel(logging.ERROR)  # "classifier left randomly initialised" — a new head, as in §2
-NOTES = {**NOTES_RECIPE, "steps": ch.steps(NOTES_RECIPE["steps"], 40), "eval_every": ch.steps(NOTES_RECIPE["eval_every"], 20),
+NOTES = {**NOTES_RECIPE, "steps": ch.steps(NOTES_RECIPE["steps"], 40), "batch_size": ch.steps(NOTES_RECIPE["batch_size"], 16),
+         "eval_every": ch.steps(NOTES_RECIPE["eval_every"], 20),
          "eval_batches": ch.steps(NOTES_RECIPE["eval_batches"], 2)}  # as in ch08 §8
 NOTES_RECORD = {**NOTES, "lang": "en", "seed": ch.seed_for(0)}
 NOTES_MODEL = next((folder / "pretrained_notes" for folder in (ch.out.parent / "ch08_bert_pretraining", ch.out)
