@@ -1101,7 +1101,7 @@ print(ch.tr(f"  已保存到 {saved}：{sorted(p.name for p in saved.iterdir())}
 # measured (bench/README.md).
 
 # %%
-from minibert.recipes import NOTES_RECIPE, pretrain_on_notes, train_notes_tokenizer  # noqa: E402
+from minibert.recipes import notes_recipe, pretrain_on_notes, train_notes_tokenizer  # noqa: E402
 from minitransformer.data import load_world_notes  # noqa: E402
 from minitransformer.data.world_lexicon import OPINION_WORDS  # noqa: E402
 from minitransformer.data.world_opinions import sample_note  # noqa: E402
@@ -1113,9 +1113,7 @@ for doc in notes[:2]:
     for sentence in doc:
         print(f"    {sentence}")
 opinion = sorted({a.en for group in OPINION_WORDS.values() for a in group})
-NOTES = {**NOTES_RECIPE, "steps": ch.steps(NOTES_RECIPE["steps"], 40), "batch_size": ch.steps(NOTES_RECIPE["batch_size"], 16),
-         "eval_every": ch.steps(NOTES_RECIPE["eval_every"], 20),
-         "eval_batches": ch.steps(NOTES_RECIPE["eval_batches"], 2)}
+NOTES = notes_recipe(ch.fast)  # minibert.recipes.NOTES_RECIPE; with --fast 40 steps of 16 pairs
 notes_tokenizer = train_notes_tokenizer(NOTES, "en")
 split = {name: sum(len(t.encode("a " + w)) > 2 for w in opinion) for name, t in (("700", tokenizer), ("1200", notes_tokenizer))}
 print(ch.tr(f"  {len(opinion)} 个评价形容词中被拆成几段的：§1 的 700 词元分词器 {split['700']} 个，1,200 词元的分词器 {split['1200']} 个",
@@ -1124,7 +1122,7 @@ print(ch.tr(f"  {len(opinion)} 个评价形容词中被拆成几段的：§1 的
 ch.check(ch.tr("1,200 词元的分词器让每个评价形容词保持完整", "the 1,200-piece tokenizer keeps every opinion adjective whole"),
          split["1200"] == 0, ch.tr(f"{split['1200']} 个被拆开", f"{split['1200']} split"))
 
-notes_folder, notes_history = pretrain_on_notes(ch.out, NOTES, lang="en", seed=ch.seed_for(0))
+notes_folder, notes_history = pretrain_on_notes(ch.out, NOTES, lang="en", seed=ch.seed_for(0), tokenizer=notes_tokenizer)
 notes_model = BertForPreTraining.from_pretrained(notes_folder).eval()
 notes_train = [r for r in notes_history if r["split"] == "train"]
 notes_val = [r for r in notes_history if r["split"] == "val"]

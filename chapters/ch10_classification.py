@@ -123,15 +123,15 @@ def pretrain_tiny_bert(out_dir, recipe):
     return saved
 
 
-def find_pretrained(folders, recipe):
-    """The first ``folder/pretrained`` whose ``folder/pretrained.json`` records exactly ``recipe``, else None."""
+def find_pretrained(folders, recipe, name="pretrained"):
+    """The first ``folder/name`` whose ``folder/name.json`` records exactly ``recipe``, else None."""
     for folder in folders:
         try:
-            same = json.loads((folder / "pretrained.json").read_text(encoding="utf-8")) == recipe
+            same = json.loads((folder / f"{name}.json").read_text(encoding="utf-8")) == recipe
         except (OSError, ValueError):
             continue
-        if same and (folder / "pretrained" / "config.json").is_file():
-            return folder / "pretrained"
+        if same and (folder / name / "config.json").is_file():
+            return folder / name
     return None
 
 
@@ -639,17 +639,13 @@ ch.savefig(fig, "confusion_matrix")
 # points; the error bars below are ± one standard deviation over the three subsets.
 
 # %%
-from minibert.recipes import FEW_LABEL_STEPS, NOTES_RECIPE, pretrain_on_notes  # noqa: E402
+from minibert.recipes import FEW_LABEL_STEPS, notes_recipe, pretrain_on_notes  # noqa: E402
 from minitransformer.data import load_world_short_reviews  # noqa: E402
 
 logging.getLogger("minibert").setLevel(logging.ERROR)  # "classifier left randomly initialised" — a new head, as in §2
-NOTES = {**NOTES_RECIPE, "steps": ch.steps(NOTES_RECIPE["steps"], 40), "batch_size": ch.steps(NOTES_RECIPE["batch_size"], 16),
-         "eval_every": ch.steps(NOTES_RECIPE["eval_every"], 20),
-         "eval_batches": ch.steps(NOTES_RECIPE["eval_batches"], 2)}  # as in ch08 §8
+NOTES = notes_recipe(ch.fast)  # as in ch08 §8
 NOTES_RECORD = {**NOTES, "lang": "en", "seed": ch.seed_for(0)}
-NOTES_MODEL = next((folder / "pretrained_notes" for folder in (ch.out.parent / "ch08_bert_pretraining", ch.out)
-                    if (folder / "pretrained_notes.json").is_file() and (folder / "pretrained_notes" / "config.json").is_file()
-                    and json.loads((folder / "pretrained_notes.json").read_text(encoding="utf-8")) == NOTES_RECORD), None)
+NOTES_MODEL = find_pretrained([ch.out.parent / "ch08_bert_pretraining", ch.out], NOTES_RECORD, "pretrained_notes")
 if NOTES_MODEL is None:
     print(ch.tr("  没有找到与配方一致的 ch08 §8 模型：在这里预训练它", "  no matching model from ch08 §8: pretraining it here"))
     NOTES_MODEL, _ = pretrain_on_notes(ch.out, NOTES, lang="en", seed=ch.seed_for(0))

@@ -30,6 +30,13 @@ NOTES_RECIPE = dict(chapter="ch08 notes BERT v1", vocab_size=1200, max_len=64, n
                     hidden_size=64, layers=2, heads=2, intermediate_size=256, steps=1000, batch_size=128, lr=2e-3,
                     warmup=30, p_mlm=0.3, eval_every=250, eval_batches=8)
 
+def notes_recipe(fast: bool = False) -> dict:
+    """NOTES_RECIPE, or with ``fast`` (the chapters' --fast) a smoke run: 40 steps of 16 pairs."""
+    if not fast:
+        return dict(NOTES_RECIPE)
+    return {**NOTES_RECIPE, "steps": 40, "batch_size": 16, "eval_every": 20, "eval_batches": 2}
+
+
 # Fine-tuning steps (batch 16, lr 1e-3, 10% warm-up, cosine to lr/10) for n labelled short reviews, by n:
 # chosen on the validation short reviews: half as many for n <= 128 left some runs near chance (bench/README.md).
 FEW_LABEL_STEPS = {16: 120, 32: 120, 64: 140, 128: 160, 256: 200, 512: 160, 2400: 300}
@@ -42,11 +49,13 @@ def train_notes_tokenizer(recipe: dict, lang: str, data_dir=None) -> SentencePie
 
 
 def pretrain_on_notes(out_dir, recipe: dict = NOTES_RECIPE, lang: str = "en", seed: int = 0, data_dir=None,
-                      progress: bool = False) -> tuple[Path, list[dict]]:
+                      progress: bool = False, tokenizer=None) -> tuple[Path, list[dict]]:
     """MLM + NSP on the notes with ``recipe``; saves ``out_dir/pretrained_notes`` (safetensors, config.json,
-    tokenizer) and ``out_dir/pretrained_notes.json`` (the recipe, language and seed). Returns (folder, history)."""
+    tokenizer) and ``out_dir/pretrained_notes.json`` (the recipe, language and seed). Returns (folder, history).
+    ``tokenizer``: one ``train_notes_tokenizer(recipe, lang, data_dir)`` already gave (else it is trained here)."""
     out_dir = Path(out_dir)
-    tokenizer = train_notes_tokenizer(recipe, lang, data_dir)
+    if tokenizer is None:
+        tokenizer = train_notes_tokenizer(recipe, lang, data_dir)
     docs = list(load_world_notes(lang, data_dir))
     random.Random(recipe["split_seed"]).shuffle(docs)
     n_val = recipe["n_val_docs"]
