@@ -18,6 +18,10 @@ from .heads import (
 )
 from .export import save_pretrained
 from .model import BertModel, BertOutput
+from .albert import AlbertConfig, AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
+from .distilbert import DistilBertConfig, DistilBertForMaskedLM, DistilBertModel, distillation_loss_fn, student_from_teacher
+from .electra import (ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining, ElectraModel, replaced_token_detection_step,
+                      share_embeddings)
 from .roberta import RobertaConfig, RobertaForMaskedLM, RobertaModel
 from .wordpiece import WordPieceTokenizer
 
@@ -26,4 +30,8 @@ __all__ = [
     "BertForSequenceClassification", "BertForTokenClassification", "PreTrainingOutput", "ClassifierOutput",
     "mlm_loss", "nsp_loss", "IGNORE_INDEX", "WordPieceTokenizer", "save_pretrained",
     "RobertaConfig", "RobertaModel", "RobertaForMaskedLM",
+    "AlbertConfig", "AlbertModel", "AlbertForMaskedLM", "AlbertForPreTraining",
+    "DistilBertConfig", "DistilBertModel", "DistilBertForMaskedLM", "student_from_teacher", "distillation_loss_fn",
+    "ElectraConfig", "ElectraModel", "ElectraForMaskedLM", "ElectraForPreTraining", "replaced_token_detection_step",
+    "share_embeddings",
 ]

@@ -34,6 +34,17 @@ class PreTrainingOutput:
 
 
 @dataclass
+class MaskedLMOutput:
+    """A masked LM's output (RoBERTa, ALBERT, ELECTRA's generator, DistilBERT): loss (None without
+    labels); logits (B, T, V)."""
+
+    loss: torch.Tensor | None
+    logits: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
 class ClassifierOutput:
     """loss (None without labels); logits (B, num_labels) or (B, T, num_labels)."""
 

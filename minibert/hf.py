@@ -20,9 +20,11 @@ The way out, ``save_pretrained(model, folder)``, lives in ``export.py`` and is r
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -267,3 +269,58 @@ def load_tokenizer_from(path):
         return WordPieceTokenizer.from_file(path / "vocab.txt", do_lower_case=lower)
     raise ValueError(f"{path}: no vocab.txt (Hugging Face) nor tokenizer/ folder (minibert) in the folder; expected the "
                      f"tokenizer saved with the checkpoint")
+
+
+# ----------------------------------------------------------------------------- the BERT family's folders
+
+
+def family_config(config_class, d: dict, found: str, expected: str, path: Path):
+    """``config_class`` from config.json's dict. Of the expected family: errors name the file. Of
+    another: its sizes where they fit (its other keys ignored quietly), defaults otherwise, only to
+    name the keys the expected family would need."""
+    if found == expected:
+        try:
+            return config_class.from_dict(d)
+        except ValueError as e:
+            raise ValueError(f"{path / 'config.json'}: {e}") from None
+    names = {f.name for f in dataclasses.fields(config_class)} - {"extra"}
+    try:
+        return config_class.from_dict({k: v for k, v in d.items() if k in names})
+    except (ValueError, TypeError):
+        return config_class()
+
+
+def family_error(path, found: str, expected: str, cls, missing, unexpected) -> ValueError:
+    """The error for a checkpoint of another family: found and expected family, missing and unexpected keys."""
+    def short(keys):  # the body's keys first: they say most about what the checkpoint is
+        keys = sorted(keys, key=lambda k: (not {"embeddings", "encoder"} & set(k.split(".")[:2]), k))
+        return f"[{', '.join(keys[:8])}{', ...' if len(keys) > 8 else ''}] ({len(keys)})"
+
+    what = (f"config.json says {expected!r} but the weights are not those of {cls.__name__}" if found == expected
+            else f"a {found!r} checkpoint, expected {expected!r} for {cls.__name__}")
+    return ValueError(f"{path}: {what}; missing keys {short(missing)}; unexpected keys {short(unexpected)}")
+
+
+def load_family(cls, path, config_class, convert_key: Callable[[str], str | None], prefix: str,
+                optional: tuple[str, ...], **overrides):
+    """Build ``cls`` from a transformers folder of the family ``config_class.model_type`` and load
+    its weights, renamed by ``convert_key``. Keys starting with one of ``optional`` (pooler, heads)
+    may be missing (left random, logged) or unused (dropped); anything else missing or unexpected,
+    or another model_type, raises :func:`family_error`. Shared by the family's loaders (ALBERT, ELECTRA, DistilBERT)."""
+    path, expected = Path(path), config_class.model_type
+    d = read_json_object(path / "config.json", f"{path}: no config.json -- not a checkpoint folder of {expected!r}")
+    found = str(d.get("model_type"))
+    config = family_config(config_class, {**d, **overrides}, found, expected, path)
+    with torch.device("meta"):
+        wanted = set(cls(config).state_dict()) - {"mlm_head.decoder.weight"}  # tied to the token table
+    bare = not any(k.startswith(prefix) for k in wanted)  # AlbertModel / ElectraModel: no prefix
+    sd = {}
+    for key, value in read_weights(path).items():
+        new = convert_key(key)
+        if new is not None:
+            sd[new[len(prefix):] if bare and new.startswith(prefix) else new] = value
+    missing = sorted(k for k in wanted if k not in sd)
+    unexpected = sorted(k for k in sd if k not in wanted)
+    if found != expected or any(not k.startswith(optional) for k in missing + unexpected):
+        raise family_error(path, found, expected, cls, missing, unexpected)
+    return load_reporting(cls(config), {k: v for k, v in sd.items() if k in wanted}, path, missing, unexpected)

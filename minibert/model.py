@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from minitransformer.checks import check_rank, check_token_ids
+from minitransformer.factorised import FactorisedEmbedding
 from minitransformer.layers import LayerNorm
 from minitransformer.positions import LearnedPositionalEmbedding
 from minitransformer.transformer import Encoder
@@ -35,22 +36,16 @@ class BertOutput:
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
-class BertEmbeddings(nn.Module):
-    """E = Dropout(LayerNorm(token + segment + position embeddings)). ids (B, T) -> (B, T, H)."""
+class BertEmbeddings(FactorisedEmbedding):
+    """E = Dropout(LayerNorm(token + segment + position embeddings)). ids (B, T) -> (B, T, H).
+
+    minitransformer's FactorisedEmbedding with E = H and no projection (ALBERT and ELECTRA use the
+    same module with E < H); its ``forward`` is the formula above."""
 
     def __init__(self, c: BertConfig):
-        super().__init__()
-        self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
-        self.position_embeddings = LearnedPositionalEmbedding(c.max_position_embeddings, c.hidden_size)
-        self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.hidden_size)
-        self.norm = LayerNorm(c.hidden_size, eps=c.layer_norm_eps, fused=c.use_fused)
-        self.dropout = nn.Dropout(c.hidden_dropout_prob)
-
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        t = input_ids.size(1)
-        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)  # (B, T, H)
-        x = x + self.position_embeddings(t)  # (T, H) broadcast over B
-        return self.dropout(self.norm(x))  # (B, T, H)
+        super().__init__(c.vocab_size, c.hidden_size, c.hidden_size, c.max_position_embeddings, c.type_vocab_size,
+                         eps=c.layer_norm_eps, dropout=c.hidden_dropout_prob, padding_idx=c.pad_token_id,
+                         project=False, fused=c.use_fused)
 
 
 class BertPooler(nn.Module):

@@ -64,3 +64,25 @@ def sentence_embeddings(model, batch: dict) -> torch.Tensor:
     ``model``: a minibert BertModel; ``batch``: input_ids and attention_mask (B, T). Returns (B, H)."""
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     return torch.nn.functional.normalize(mean_pool(out.last_hidden_state, batch["attention_mask"]), p=2, dim=-1)
+
+
+def cosine_similarities(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """cos(a_i, b_j) = a_i · b_j / (‖a_i‖ ‖b_j‖) for every pair of rows. (N, H), (M, H) -> (N, M).
+    For unit-length sentence embeddings this is the plain dot product a bᵀ."""
+    if a.dim() != 2 or b.dim() != 2 or a.size(1) != b.size(1):
+        raise ValueError(f"cosine_similarities: expected (N, H) and (M, H) with the same H, received "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    a = torch.nn.functional.normalize(a, p=2, dim=-1)  # (N, H)
+    b = torch.nn.functional.normalize(b, p=2, dim=-1)  # (M, H)
+    return a @ b.T  # (N, M)
+
+
+def semantic_search(queries: torch.Tensor, corpus: torch.Tensor, top_k: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Semantic search: for each query, the ``top_k`` corpus rows of highest cosine similarity, best
+    first. queries (Q, H), corpus (N, H) -> (scores (Q, k), indices (Q, k)), k = min(top_k, N).
+    sentence-transformers' ``util.semantic_search`` computes the same ranking."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k: expected a positive integer, received {top_k!r}")
+    scores = cosine_similarities(queries, corpus)  # (Q, N)
+    return scores.topk(min(top_k, corpus.size(0)), dim=-1)  # (Q, k) each
+

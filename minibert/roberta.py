@@ -27,8 +27,8 @@ from minitransformer.checkpoint import read_json_object
 from minitransformer.layers import LayerNorm
 
 from .config import BertConfig
-from .heads import BertMLMHead, mlm_loss
-from .hf import convert_hf_key, load_reporting, read_weights
+from .heads import BertMLMHead, MaskedLMOutput, mlm_loss
+from .hf import convert_hf_key, family_error, load_reporting, read_weights
 from .model import BertModel, init_bert_weights
 from .pretraining import mlm_mask_tokens
 
@@ -101,16 +101,6 @@ class RobertaModel(BertModel):
     @classmethod
     def from_pretrained(cls, path, **kw):
         return from_pretrained(cls, path, **kw)
-
-
-@dataclass
-class MaskedLMOutput:
-    """loss (None without labels); logits (B, T, V)."""
-
-    loss: torch.Tensor | None
-    logits: torch.Tensor
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 class RobertaForMaskedLM(nn.Module):
@@ -210,17 +200,6 @@ def config_for(d: dict, path: Path) -> RobertaConfig:
         return RobertaConfig(num_hidden_layers=int(d.get("num_hidden_layers", d.get("n_layer", 12)) or 12))
 
 
-def family_error(path, found: str, cls, missing, unexpected) -> ValueError:
-    """The error for a checkpoint of another family: found and expected family, missing and unexpected keys."""
-    def short(keys):  # the body's keys first: they say most about what the checkpoint is
-        keys = sorted(keys, key=lambda k: (k.startswith(("lm_head.", "pooler.", "roberta.pooler.")), k))
-        return f"[{', '.join(keys[:8])}{', ...' if len(keys) > 8 else ''}] ({len(keys)})"
-
-    what = (f"config.json says 'roberta' but the weights are not RoBERTa's {cls.__name__}" if found == "roberta"
-            else f"a {found!r} checkpoint, expected 'roberta' for {cls.__name__}")
-    return ValueError(f"{path}: {what}; missing keys {short(missing)}; unexpected keys {short(unexpected)}")
-
-
 def from_pretrained(cls, path, **overrides):
     """Build ``cls`` (RobertaModel or RobertaForMaskedLM) from a transformers RoBERTa folder
     (config.json + model.safetensors or pytorch_model.bin). The pooler or the LM head may be absent
@@ -244,7 +223,7 @@ def from_pretrained(cls, path, **overrides):
     unexpected = sorted(k for k in sd if k not in expected)
     hard = [k for k in missing + unexpected if not k.startswith(optional)]
     if found != "roberta" or hard:
-        raise family_error(path, found, cls, missing, unexpected)
+        raise family_error(path, found, "roberta", cls, missing, unexpected)
     return load_reporting(cls(config), {k: v for k, v in sd.items() if k in expected}, path, missing, unexpected)
 
 

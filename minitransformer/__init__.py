@@ -17,6 +17,8 @@ from .attention import (
     split_heads,
 )
 from .blocks import DecoderBlock, EncoderBlock, sublayer_connection
+from .distillation import DistillationWeights, cosine_hidden_loss, soft_target_loss, weighted_distillation_loss
+from .factorised import FactorisedEmbedding, SharedLayers, shared_group_index
 from .layers import FeedForward, LayerNorm, gelu, gelu_tanh, get_activation, layer_norm, relu, softmax
 from .positions import (
     LearnedPositionalEmbedding,

