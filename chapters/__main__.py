@@ -8,12 +8,20 @@
     python -m chapters --seed 3           every chapter with ch.seed = 3 (each seed ch.seed_for(k) = k + 3000)
     python -m chapters --threads 2        every chapter with torch.set_num_threads(2) (default 1)
     python -m chapters --lang zh          checks, tables and these messages in Chinese (--lang en: English)
+    python -m chapters --jobs 2           two chapters at a time (default: one per free core, see below)
 
 --seed and --threads reach each chapter as CHAPTERS_SEED and CHAPTERS_THREADS (chapters.book reads
 them); without them a chapter runs with seed 0 and one thread, the numbers the book prints. A seed
 must be a non-negative integer, a thread count a positive one. --lang (zh or en) reaches each chapter
 as CHAPTERS_LANG; without it the language is CHAPTERS_LANG's, else the locale's (LANG=zh_CN.UTF-8
 gives zh), else English. The summary rows (--json) keep their English status words either way.
+
+--jobs N runs up to N chapters at once, each in its own process at its own thread count, so the
+numbers are those of a run one at a time. The default is the cores that are free when the runner
+starts (the CPUs this process may use minus the 1-minute load average, at least 1): on an idle
+2-core laptop two chapters at a time, on a busy one a single chapter. A chapter that reads another's
+output (ch10 fine-tunes the models ch08 saves) starts after it, and chapters that others need start
+first. With more than one job, each chapter's output is printed as one block when it finishes.
 
 Exit status: 0 when every chapter finished and reported at least one check, 1 otherwise
 (the failing chapter's last lines are shown), 2 for bad options (a --timeout that is not a finite number
@@ -34,6 +42,7 @@ from collections import deque
 from pathlib import Path
 
 from chapters.render import cells
+from minitransformer.cli import free_cores
 from chapters.options import (LANGS, check_output_dir, check_output_file, default_lang, parse_count, parse_lang,
                               parse_seconds, tr)
 
@@ -42,6 +51,9 @@ REPO_ROOT = CHAPTERS_DIR.parent
 PATTERN = re.compile(r"^ch(\d+)_\w+\.py$")
 SUMMARY_PREFIX = "@@CHAPTER "  # printed by chapters.book.Chapter.done()
 TAIL_LINES = 25
+# chapters that read another chapter's --out folder, by number: ch10 §1 and §4 fine-tune the models
+# ch08 §5 and §8 save (and pretrain them itself when it finds none)
+NEEDS = {10: (8,)}
 
 
 def find_chapters(folder: Path) -> list[Path]:
@@ -79,10 +91,12 @@ def select(chapters: list[Path], only: list[str] | None) -> list[Path]:
 
 
 def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool,
-                seed: int | None = None, threads: int | None = None, lang: str | None = None) -> dict:
+                seed: int | None = None, threads: int | None = None, lang: str | None = None,
+                lines: list[str] | None = None) -> dict:
     """Run one chapter in a subprocess. Returns a row: chapter, status, checks, figures, seconds, tail
     (and values, the chapter's ch.check_value records). seed, threads, lang: passed as CHAPTERS_SEED,
-    CHAPTERS_THREADS and CHAPTERS_LANG (None: those of this process's environment, if any)."""
+    CHAPTERS_THREADS and CHAPTERS_LANG (None: those of this process's environment, if any).
+    ``lines``: a list that receives every output line (for printing later), or None."""
     try:
         (out / path.stem).mkdir(parents=True, exist_ok=True)
     except OSError as e:  # e.g. out/chNN_name exists as a file
@@ -121,6 +135,8 @@ def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool,
                     pass
                 continue
             tail.append(line)
+            if lines is not None:
+                lines.append(line)
             if stream:
                 print(f"  {line}", flush=True)
 
@@ -154,6 +170,38 @@ def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool,
         row["status"] = "ok"
     row["tail"] = list(tail)
     return row
+
+
+def run_all(chapters: list[Path], jobs: int, run, done) -> list[dict]:
+    """``run(path) -> row`` for every chapter, at most ``jobs`` at a time; a chapter starts after the
+    selected chapters it NEEDS have finished; with ``jobs`` > 1 the chapters that others need start
+    first (one at a time, the chapter order).
+    ``done(path, row)`` is called as each finishes (one at a time). Returns the rows in chapter order."""
+    number = {p: chapter_number(p) for p in chapters}
+    selected = set(number.values())
+    needs = {p: {n for n in NEEDS.get(number[p], ()) if n in selected} for p in chapters}
+    needed = {n for ns in needs.values() for n in ns}
+    rows, finished, started = {}, set(), []
+    cond = threading.Condition()
+
+    def work(p: Path) -> None:
+        row = run(p)
+        with cond:
+            rows[p] = row
+            finished.add(number[p])
+            done(p, row)
+            cond.notify_all()
+
+    with cond:
+        while len(rows) < len(chapters):
+            ready = [p for p in chapters if p not in started and needs[p] <= finished]
+            if ready and len(started) - len(rows) < jobs:
+                p = min(ready, key=lambda q: (jobs > 1 and number[q] not in needed, number[q]))
+                started.append(p)
+                threading.Thread(target=work, args=(p,), daemon=True).start()
+            else:
+                cond.wait()
+    return [rows[p] for p in chapters]
 
 
 def status_text(status: str, lang: str = "en") -> str:
@@ -234,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="run every chapter with this seed (non-negative integer; default 0, or CHAPTERS_SEED)")
     ap.add_argument("--threads", default=None, metavar="N",
                     help="torch threads per chapter (positive integer; default 1, or CHAPTERS_THREADS)")
+    ap.add_argument("--jobs", default=None, metavar="N",
+                    help="chapters run at once (positive integer; default: one per free core)")
     ap.add_argument("--lang", default=None, metavar="|".join(LANGS),
                     help="language of the chapters' output and of this runner's messages: zh (中文) or en "
                          "(English); default CHAPTERS_LANG, else zh when the locale (LANG) starts with zh, else en")
@@ -244,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         seed = None if args.seed is None else parse_count("--seed", args.seed, 0)
         threads = None if args.threads is None else parse_count("--threads", args.threads, 1)
         timeout = 300.0 if args.timeout is None else parse_seconds("--timeout", args.timeout)
+        jobs = free_cores() if args.jobs is None else parse_count("--jobs", args.jobs, 1)
     except ValueError as e:
         ap.error(str(e))
 
@@ -267,15 +318,30 @@ def main(argv: list[str] | None = None) -> int:
             check_output_file("--json", args.json)
     except ValueError as e:
         ap.error(str(e))
-    rows = []
-    for p in chapters:
-        if not args.quiet:
-            print(f"\n=== {p.stem} {tr(lang, '（快速模式）', '(fast)') if args.fast else ''}", flush=True)
-        row = run_chapter(p, out, args.fast, timeout, stream=not args.quiet, seed=seed, threads=threads, lang=lang)
-        rows.append(row)
+    jobs = min(jobs, len(chapters))
+    if jobs > 1 and not args.quiet:
+        print(tr(lang, f"同时运行 {jobs} 个章节（--jobs）", f"{jobs} chapters at a time (--jobs)"), flush=True)
+    header = tr(lang, '（快速模式）', '(fast)') if args.fast else ''
+    buffers: dict[Path, list[str]] = {}
+
+    def run(p: Path) -> dict:
+        if jobs == 1 and not args.quiet:  # one at a time: stream the output as it comes
+            print(f"\n=== {p.stem} {header}", flush=True)
+            return run_chapter(p, out, args.fast, timeout, stream=True, seed=seed, threads=threads, lang=lang)
+        buffers[p] = []
+        return run_chapter(p, out, args.fast, timeout, stream=False, seed=seed, threads=threads, lang=lang,
+                           lines=None if args.quiet else buffers[p])
+
+    def done(p: Path, row: dict) -> None:
         if args.quiet:
             print(tr(lang, f"{row['chapter']}：{status_text(row['status'], lang)}（{row['checks']} 项检查，{row['seconds']:.1f} 秒）",
                      f"{row['chapter']}: {row['status']} ({row['checks']} checks, {row['seconds']:.1f} s)"), flush=True)
+        elif jobs > 1:  # the chapter's output as one block
+            print(f"\n=== {p.stem} {header}\n" + "\n".join(f"  {line}" for line in buffers.pop(p)), flush=True)
+
+    t0 = time.perf_counter()
+    rows = run_all(chapters, jobs, run, done)
+    wall = time.perf_counter() - t0
 
     print("\n" + format_table(rows, lang))
     failed = [r for r in rows if r["status"] != "ok"]
@@ -285,8 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"    {line}" for line in r["tail"]) or tr(lang, "    （没有输出）", "    (no output)"))
     if args.json is not None and not write_summary(args.json, rows, args.fast, seed, threads, lang):
         return 2
-    print(tr(lang, f"\n{len(rows) - len(failed)}/{len(rows)} 个章节通过；图保存在 {out}",
-             f"\n{len(rows) - len(failed)}/{len(rows)} chapters ok; figures under {out}"))
+    print(tr(lang, f"\n{len(rows) - len(failed)}/{len(rows)} 个章节通过，用时 {wall:.1f} 秒（同时 {jobs} 个）；图保存在 {out}",
+             f"\n{len(rows) - len(failed)}/{len(rows)} chapters ok in {wall:.1f} s ({jobs} at a time); figures under {out}"))
     return 1 if failed else 0
 
 

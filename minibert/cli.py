@@ -13,7 +13,7 @@ import logging
 from typing import Sequence
 
 from minitransformer.cli import (POSITIVE_INT, PROBABILITY, TRAIN_TYPES, CLIError, StderrHandler, add_dataclass_args,
-                                 number)
+                                 add_threads_argument, number, set_threads)
 from minitransformer.data import DATA_DIR
 from minitransformer.data.loaders import FORMATS, QUOTINGS
 from minitransformer.trainer import TRAIN_HELP, NonFiniteLossError, TrainConfig
@@ -140,11 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "fine-tuned with, saved in its config.json; 128 if it has none)")
     ev.add_argument("--batch-size", type=POSITIVE_INT, default=64, help="examples per forward pass (default: 64)")
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    for p in (pre, fin, ev):
+        add_threads_argument(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_threads(args.threads)
     log = logging.getLogger("minibert")
     if not log.handlers:  # checkpoint notes (weights left random, weights dropped) go to stderr
         handler = StderrHandler()  # the stderr of the moment: main may be called in-process

@@ -13,7 +13,7 @@ import sys
 from typing import Sequence
 
 from minitransformer.cli import (NON_NEGATIVE_INT, POSITIVE_INT, PROBABILITY, SEED, TRAIN_TYPES, CLIError,
-                                 add_dataclass_args, dataclass_from_args, number)
+                                 add_dataclass_args, add_threads_argument, dataclass_from_args, number, set_threads)
 from minitransformer.trainer import TRAIN_HELP, NonFiniteLossError, TrainConfig
 
 from .config import GPTConfig, width_scaled_init_std
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--num-samples", type=POSITIVE_INT, default=1, help="completions to print, seeds SEED, SEED+1, ... (default: 1)")
     sa.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu", help="default: cpu")
     sa.add_argument("--no-cache", dest="use_cache", action="store_false", help="recompute the prefix every step (slow)")
+    for p in (tr, sa):
+        add_threads_argument(p)
     return parser
 
 
@@ -135,6 +137,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_threads(args.threads)
     if args.command == "train":
         return run_train(args)
     return run_sample(args)

@@ -55,6 +55,37 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
         return 130
 
 
+# ----------------------------------------------------------------------------- threads
+
+def free_cores() -> int:
+    """The CPUs this process may use minus the 1-minute load average (rounded), at least 1: how many
+    torch threads a run can use without fighting other processes for the cores."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return max(1, min(n, n - round(load)))
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """--threads N (torch's intra-op threads); default: :func:`free_cores`."""
+    parser.add_argument("--threads", type=POSITIVE_INT, default=None, metavar="N",
+                        help="torch threads (default: the free cores, the CPUs minus the load average, at least 1)")
+
+
+def set_threads(threads: int | None) -> int:
+    """torch.set_num_threads(threads, or free_cores() when None); returns the number set."""
+    import torch
+
+    n = free_cores() if threads is None else threads
+    torch.set_num_threads(n)
+    return n
+
+
 # ----------------------------------------------------------------------------- numeric options
 
 SEED_MAX = 2**63 - 1  # torch.manual_seed's largest signed seed

@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -476,3 +477,51 @@ def test_gelu_and_ffn_checks_reject_wrong_solutions(ch04):
         ch04.check_feed_forward_ex(lambda x, w1, b1, w2, b2: F.linear(F.relu(F.linear(x, w1, b1)), w2, b2))
     with pytest.raises(AssertionError, match="nn.Linear"):  # weights used as (in, out)
         ch04.check_feed_forward_ex(lambda x, w1, b1, w2, b2: F.gelu(x @ w2 + b1[: w2.shape[1]]) @ w1 + b2)
+
+
+# ----------------------------------------------------------------------------- --jobs
+
+def test_run_all_runs_jobs_at_once_and_a_needed_chapter_first(tmp_path):
+    from chapters.__main__ import run_all
+
+    paths = [tmp_path / f"ch{n:02d}_x.py" for n in (1, 2, 8, 10, 11)]
+    barrier = threading.Barrier(2, timeout=20)  # passes only if two runs are in flight together
+    log, lock = [], threading.Lock()
+
+    def run(p):
+        with lock:
+            log.append(("start", p.stem[:4]))
+        if p.stem[:4] in ("ch08", "ch01"):  # the first two started (ch08 first: ch10 needs it)
+            barrier.wait()
+        with lock:
+            log.append(("end", p.stem[:4]))
+        return {"chapter": p.stem}
+
+    finished = []
+    rows = run_all(paths, 2, run, lambda p, row: finished.append(p.stem[:4]))
+    assert [r["chapter"] for r in rows] == [p.stem for p in paths]  # chapter order, whatever the finishing order
+    assert log[0] == ("start", "ch08")  # needed by ch10: started first
+    assert log.index(("end", "ch08")) < log.index(("start", "ch10"))
+    assert sorted(finished) == ["ch01", "ch02", "ch08", "ch10", "ch11"]
+    running = max(sum(1 if e == "start" else -1 for e, _ in log[: i + 1]) for i in range(len(log)))
+    assert running == 2
+    one = []
+    run_all(paths, 1, lambda p: one.append(p.stem[:4]) or {"chapter": p.stem}, lambda p, row: None)
+    assert one == ["ch01", "ch02", "ch08", "ch10", "ch11"]  # one at a time: the chapter order
+
+
+def test_runner_jobs_option(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ch01_good.py").write_text(GOOD, encoding="utf-8")
+    (src / "ch02_bad.py").write_text(BAD, encoding="utf-8")
+    proc = run_runner("--dir", src, "--jobs", "0", "--list")
+    assert proc.returncode == 2 and "--jobs: expected a positive integer, received '0'" in proc.stderr
+    proc = run_runner("--dir", src, "--jobs", "2", "--out", tmp_path / "out", "--json", tmp_path / "r.json", timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "2 chapters at a time (--jobs)" in out and "1/2 chapters ok" in out and "(2 at a time)" in out
+    block = out[out.index("=== ch02_bad"):]
+    assert "  a line before the failure" in block.splitlines()[1:3]  # the chapter's lines follow its header
+    rows = json.loads((tmp_path / "r.json").read_text())["chapters"]
+    assert [r["chapter"] for r in rows] == ["ch01_good", "ch02_bad"]

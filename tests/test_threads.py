@@ -1,0 +1,53 @@
+"""Thread counts from the free cores (issue #16): minitransformer.cli.free_cores, --threads of both
+CLIs, and the chapters runner's --jobs default."""
+import os
+
+import pytest
+import torch
+
+from minitransformer import cli
+
+
+@pytest.mark.parametrize("cpus, load, expected", [(2, 0.0, 2), (2, 0.6, 1), (2, 1.4, 1), (2, 3.9, 1), (16, 4.4, 12),
+                                                  (8, 0.49, 8)])
+def test_free_cores_is_the_cpus_minus_the_rounded_load_at_least_one(monkeypatch, cpus, load, expected):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
+    assert cli.free_cores() == expected
+
+
+def test_free_cores_without_a_load_average(monkeypatch):
+    def unavailable():
+        raise OSError("no load average here")
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", unavailable)
+    assert cli.free_cores() == 3
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_set_threads_sets_torch_and_defaults_to_the_free_cores(monkeypatch, restore_threads):
+    assert cli.set_threads(1) == 1 and torch.get_num_threads() == 1
+    monkeypatch.setattr(cli, "free_cores", lambda: 2)
+    assert cli.set_threads(None) == 2 and torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("module, command", [("minigpt.cli", "sample"), ("minibert.cli", "evaluate")])
+def test_both_clis_take_threads_and_refuse_a_bad_count(module, command, restore_threads, capsys):
+    import importlib
+
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as e:
+        main([command, "--threads", "0"])
+    assert e.value.code == 2 and "argument --threads: expected a positive integer, received '0'" in capsys.readouterr().err
+    torch.set_num_threads(2)
+    with pytest.raises((ValueError, FileNotFoundError, SystemExit)):  # no checkpoint: fails after the threads are set
+        main([command, "--threads", "1", "--checkpoint", "/nonexistent/run",
+              *(["--data", "/nonexistent/test.tsv"] if command == "evaluate" else [])])
+    assert torch.get_num_threads() == 1
