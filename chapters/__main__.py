@@ -52,8 +52,8 @@ PATTERN = re.compile(r"^ch(\d+)_\w+\.py$")
 SUMMARY_PREFIX = "@@CHAPTER "  # printed by chapters.book.Chapter.done()
 TAIL_LINES = 25
 # chapters that read another chapter's --out folder, by number: ch10 §1 and §4 fine-tune the models
-# ch08 §5 and §8 save (and pretrain them itself when it finds none)
-NEEDS = {10: (8,)}
+# ch08 §5 and §8 save, ch16 §5 distils ch08 §8's (each pretrains them itself when it finds none)
+NEEDS = {10: (8,), 16: (8,)}
 
 
 def find_chapters(folder: Path) -> list[Path]:

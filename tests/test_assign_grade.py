@@ -183,6 +183,13 @@ WRONG = {
         pooled = last_hidden_state.mean(1)  # the padding is averaged in
         return pooled / pooled.norm(dim=-1, keepdim=True)
     """,
+    "albert_param_count": """
+        c = config
+        H, F, E = c.hidden_size, c.intermediate_size, c.embedding_size
+        block = 4 * (H * H + H) + 2 * H * F + F + H + 4 * H
+        embeddings = (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * E + 2 * E + E * H + H
+        return embeddings + c.num_hidden_layers * block + H * H + H  # every layer counted: the sharing ignored
+    """,
 }
 
 # Per exercise: a solution that hands the work to a forbidden function, the name the message must
@@ -306,6 +313,10 @@ DELEGATE = {
     "sentence_embedding": ("""
         return torch.nn.functional.normalize(mean_pool(last_hidden_state, attention_mask), dim=-1)
     """, "minibert.pretrained.mean_pool", True),
+    "albert_param_count": ("""
+        with torch.device("meta"):
+            return sum(p.numel() for p in AlbertModel(config).parameters())
+    """, "minibert.albert.AlbertModel", True),
 }
 
 

@@ -399,6 +399,20 @@ EXERCISES: list[Exercise] = [
         replaces=("minibert.pretrained.mean_pool", "minibert.pretrained.sentence_embeddings"),
         forbids=("torch.nn.functional.normalize",),
     ),
+    Exercise(
+        "albert_param_count", "ch16_bert_family.py", "albert_parameter_count_ex", "check_albert_parameter_count_ex",
+        2, 20, 2,
+        "AlbertModel's parameters (pooler included) by formula: the three embedding tables of width E and their "
+        "LayerNorm, the projection E → H, one block per shared group, the pooler. The argument is an `AlbertConfig`.",
+        "用公式计算 ALBERT 主体（含池化层）的参数量：宽度为 E 的三张嵌入表及其层归一化、从 E 到 H 的投影、每个共享组"
+        "的一个块，以及池化层。输入是一个 ALBERT 的配置对象。",
+        "Linear(a, b) has a·b + b parameters, a LayerNorm 2 × its width; the blocks stored are num_hidden_groups, not "
+        "num_hidden_layers — the number of layers does not appear in the formula at all.",
+        "一个 a 维到 b 维的线性层有 a·b + b 个参数，层归一化的参数是其宽度的两倍；存下来的块数等于共享组的个数，"
+        "而不是层数——层数根本不出现在公式里。",
+        forbids=("minibert.albert.AlbertModel", "minibert.albert.AlbertForPreTraining", "minibert.albert.AlbertForMaskedLM")
+        + COUNTING,
+    ),
 ]
 
 
