@@ -1061,11 +1061,11 @@ print(ch.tr(f"  已保存到 {saved}：{sorted(p.name for p in saved.iterdir())}
 #   计数），而一个被拆开的词，它的一段可以由另一段猜出来，用不着理解上下文；
 # * **恒定学习率 2e-3**（30 步预热之后），没有余弦衰减；
 # * **遮住 30% 的词元**，而不是 15%：每一步有更多的感受词要预测；
-# * 批次大小 128，1,000 步（在两核 CPU 上约 70 秒）。
+# * 批次大小 128，750 步（在两核 CPU 上约 50 秒）。
 #
 # 学习的过程很特别：MLM 损失先停在一个平台上，然后**突然下降**——那正是模型学会把空位与前面的
 # 形容词联系起来的时刻。平台有多长取决于种子：批次为 64 时，5 个种子中有一个要到 1,500 步以后才下降；
-# 批次 128、1,000 步（句对总数多三分之一）在我们测过的每个种子上都学会了（bench/README.md）。
+# 批次 128、750 步（句对总数与之相同，但每一步的梯度更稳）在我们测过的每个种子上都学会了（bench/README.md）。
 
 # %% [markdown] lang="en"
 # ## 8. Another corpus: learning good from bad from notes
@@ -1092,13 +1092,13 @@ print(ch.tr(f"  已保存到 {saved}：{sorted(p.name for p in saved.iterdir())}
 #   from the other without understanding the context;
 # * **a constant learning rate of 2e-3** (after 30 warm-up steps), no cosine decay;
 # * **30% of the tokens masked**, not 15%: more feelings to predict per step;
-# * batches of 128, 1,000 steps (about 70 s on two CPU cores).
+# * batches of 128, 750 steps (about 50 s on two CPU cores).
 #
 # The learning has a peculiar shape: the MLM loss sits on a plateau, then **drops suddenly** —
 # the moment the model learns to relate the blank to the adjectives before it. How long the
 # plateau lasts depends on the seed: with batches of 64, one seed in five had not dropped after
-# 1,500 steps; batches of 128 for 1,000 steps (a third more pairs) learnt it on every seed we
-# measured (bench/README.md).
+# 1,500 steps; batches of 128 for 750 steps (as many pairs, steadier gradients) learnt it on every
+# seed we measured (bench/README.md).
 
 # %%
 from minibert.recipes import notes_recipe, pretrain_on_notes, train_notes_tokenizer  # noqa: E402
