@@ -45,3 +45,25 @@ def copy_decoder_layer(ours, ref: nn.TransformerDecoderLayer):
 
 def max_err(a, b):
     return (a - b).abs().max().item()
+
+
+def close(a, b, mask=None):
+    """max |a − b|, over the positions where ``mask`` (B, T) is 1 when given (padding excluded)."""
+    if mask is not None:
+        a, b = a[mask.bool()], b[mask.bool()]
+    return max_err(a, b)
+
+
+@torch.no_grad()
+def randomize(model, seed=0, skip=()):
+    """Every parameter random (LayerNorm γ/β, biases, the padding rows), so that a swapped name cannot
+    pass a parity test; LayerNorm weights around 1; names containing one of ``skip`` left as they are.
+    Returns the model in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        if any(s in name for s in skip):
+            continue
+        offset = 1.0 if any(s in name for s in ("LayerNorm.weight", "layer_norm.weight", "norm.weight")) else 0.0
+        p.copy_(offset + 0.2 * torch.randn(p.shape, generator=g))
+    return model.eval()
+

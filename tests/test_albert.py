@@ -12,6 +12,7 @@ import transformers
 from minibert import BertConfig, BertForPreTraining, save_pretrained
 from minibert.albert import (AlbertConfig, AlbertForMaskedLM, AlbertForPreTraining, AlbertModel, build_sop_inputs,
                              make_sop_pair, sop_loss)
+from tests.reference import close, randomize
 
 TOL = 1e-5
 ALBERT_BASE_V2_PARAMETERS = 11_683_584  # albert-base-v2 AlbertModel, as transformers counts it (issue #17)
@@ -19,16 +20,6 @@ PAD, CLS, SEP = 0, 2, 3
 TINY = dict(vocab_size=61, embedding_size=16, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
             intermediate_size=48, max_position_embeddings=40)
 GROUPED = {**TINY, "num_hidden_layers": 4, "num_hidden_groups": 2}
-
-
-@torch.no_grad()
-def randomize(model, seed=0):
-    """Every parameter random (LayerNorm γ/β, biases, the padding row), so a swapped name cannot pass."""
-    g = torch.Generator().manual_seed(seed)
-    for name, p in model.named_parameters():
-        offset = 1.0 if ("LayerNorm.weight" in name or "layer_norm.weight" in name) else 0.0
-        p.copy_(offset + 0.2 * torch.randn(p.shape, generator=g))
-    return model.eval()
 
 
 def inputs(b=3, t=13, seed=1):
@@ -41,12 +32,6 @@ def inputs(b=3, t=13, seed=1):
     types[:, 6:] = 1
     mask = (ids != PAD).long()
     return dict(input_ids=ids, token_type_ids=types * mask, attention_mask=mask)
-
-
-def close(a, b, mask=None):
-    if mask is not None:
-        a, b = a[mask.bool()], b[mask.bool()]
-    return (a - b).abs().max().item()
 
 
 def saved(tmp_path_factory, hf_class, config, name):

@@ -16,24 +16,13 @@ from minibert.distilbert import (DistilBertConfig, DistilBertForMaskedLM, Distil
 from minibert.pretraining import PretrainingData
 from minitransformer.distillation import DistillationWeights
 from minitransformer.trainer import Trainer, TrainConfig
+from tests.reference import close, randomize
 
 TOL = 1e-5
 DISTILBERT_BASE_PARAMETERS = 66_362_880  # distilbert-base-uncased DistilBertModel, as transformers counts it (issue #17)
 TINY = dict(vocab_size=61, dim=32, n_layers=3, n_heads=4, hidden_dim=48, max_position_embeddings=40, pad_token_id=0)
 TEACHER = dict(vocab_size=61, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=48,
                max_position_embeddings=40, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-
-
-@torch.no_grad()
-def randomize(model, seed=0, skip=()):
-    """Every parameter random (LayerNorm γ/β, biases, the padding row), so a swapped name cannot pass."""
-    g = torch.Generator().manual_seed(seed)
-    for name, p in model.named_parameters():
-        if any(s in name for s in skip):
-            continue
-        offset = 1.0 if any(s in name for s in ("LayerNorm.weight", "layer_norm.weight", "norm.weight")) else 0.0
-        p.copy_(offset + 0.2 * torch.randn(p.shape, generator=g))
-    return model.eval()
 
 
 def inputs(b=3, t=13, seed=1):
@@ -43,12 +32,6 @@ def inputs(b=3, t=13, seed=1):
     ids[1, 9:] = 0
     ids[2, 11:] = 0
     return dict(input_ids=ids, attention_mask=(ids != 0).long())
-
-
-def close(a, b, mask=None):
-    if mask is not None:
-        a, b = a[mask.bool()], b[mask.bool()]
-    return (a - b).abs().max().item()
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from minibert.albert import AlbertForPreTraining
 from minibert.electra import (RTD_WEIGHT, ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining, ElectraModel,
                               replaced_token_detection_step, rtd_loss, share_embeddings)
 from minibert.pretraining import mlm_mask_tokens
+from tests.reference import close, randomize
 
 TOL = 1e-5
 ELECTRA_SMALL_PARAMETERS = 13_549_057  # electra-small discriminator ElectraForPreTraining (issue #17)
@@ -21,15 +22,6 @@ PAD, CLS, SEP, MASK = 0, 1, 2, 3
 TINY = dict(vocab_size=61, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
             intermediate_size=48, max_position_embeddings=40)
 GENERATOR = {**TINY, "hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32}  # E = H: no projection
-
-
-@torch.no_grad()
-def randomize(model, seed=0):
-    """Every parameter random (LayerNorm γ/β, biases, the padding row), so a swapped name cannot pass."""
-    g = torch.Generator().manual_seed(seed)
-    for name, p in model.named_parameters():
-        p.copy_((1.0 if "LayerNorm.weight" in name else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
-    return model.eval()
 
 
 def inputs(b=3, t=13, seed=1):
@@ -42,12 +34,6 @@ def inputs(b=3, t=13, seed=1):
     types = torch.zeros_like(ids)
     types[:, 6:] = 1
     return dict(input_ids=ids, token_type_ids=types * mask, attention_mask=mask)
-
-
-def close(a, b, mask=None):
-    if mask is not None:
-        a, b = a[mask.bool()], b[mask.bool()]
-    return (a - b).abs().max().item()
 
 
 def saved(tmp_path_factory, hf_class, config, name):

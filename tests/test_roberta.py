@@ -11,22 +11,13 @@ from minibert import BertForPreTraining, BertConfig, save_pretrained
 from minibert.roberta import (RobertaConfig, RobertaForMaskedLM, RobertaModel, dynamic_mlm_batch, encode_roberta,
                               load_bpe_tokenizer, roberta_position_ids)
 from minigpt.bpe import GPT2Tokenizer, bytes_to_unicode
+from tests.reference import close, randomize
 
 TOL = 1e-5
 ROBERTA_BASE_PARAMETERS = 124_645_632  # roberta-base RobertaModel, as transformers counts it (issue #17)
 PAD = 1
 TINY = dict(vocab_size=61, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=48,
             max_position_embeddings=40, type_vocab_size=1, pad_token_id=PAD, layer_norm_eps=1e-5)
-
-
-@torch.no_grad()
-def randomize(model, seed=0):
-    """Every parameter random (LayerNorm γ/β, biases, the padding rows), so a swapped name cannot pass."""
-    g = torch.Generator().manual_seed(seed)
-    for name, p in model.named_parameters():
-        offset = 1.0 if ("LayerNorm.weight" in name or "layer_norm.weight" in name) else 0.0
-        p.copy_(offset + 0.2 * torch.randn(p.shape, generator=g))
-    return model.eval()
 
 
 def inputs(b=3, t=13, seed=1):
@@ -37,12 +28,6 @@ def inputs(b=3, t=13, seed=1):
     ids[1, 9:] = PAD
     ids[2, 11:] = PAD
     return dict(input_ids=ids, attention_mask=(ids != PAD).long())
-
-
-def close(a, b, mask=None):
-    if mask is not None:
-        a, b = a[mask.bool()], b[mask.bool()]
-    return (a - b).abs().max().item()
 
 
 @pytest.fixture(scope="module")
