@@ -348,7 +348,7 @@ from minibert.pretrained import cosine_similarities, semantic_search  # noqa: E4
 from minitransformer.data import load_world_documents  # noqa: E402
 
 story_sentences = sorted({s for doc in load_world_documents("en") for s in doc})
-corpus = random.Random(15).sample(story_sentences, 500)  # the same 500 in --fast: the checks below read them
+corpus = random.Random(15).sample(story_sentences, ch.steps(500, 100))  # --fast: 100, and only the first check
 with torch.no_grad():
     corpus_emb = torch.cat([sentence_embeddings(model, batch_of(corpus[i:i + 100])) for i in range(0, len(corpus), 100)])
     QUERIES = ["a doctor who lives in Paris", "Where did they watch a film?", "Who flew to Tokyo?",
@@ -364,12 +364,13 @@ ch.check_close(ch.tr("semantic_search 的前 3 个分数 == 对全部余弦相�
                      "semantic_search's top 3 scores == the top 3 of all cosine similarities, sorted"),
                scores, full.values[:, :3], atol=1e-6)
 film, coffee = [corpus[j] for j in hits[1]], [corpus[j] for j in hits[3]]
-ch.check(ch.tr("问 “film”，前 3 个结果都写着 “movie”：预训练学到的近义词",
-               "asked for a 'film', all of the top 3 say 'movie': a synonym learnt in pretraining"),
-         all("movie" in t and "film" not in t for t in film), "; ".join(film))
-ch.check(ch.tr("“The coffee tasted awful.” 的前 3 个结果都在说咖啡（无论好坏）",
-               "the top 3 for 'The coffee tasted awful.' are all about coffee (good or bad)"),
-         all("coffee" in t for t in coffee), "; ".join(coffee))
+if not ch.fast:  # these read the 500 sentences of the default mode
+    ch.check(ch.tr("问 “film”，前 3 个结果都写着 “movie”：预训练学到的近义词",
+                   "asked for a 'film', all of the top 3 say 'movie': a synonym learnt in pretraining"),
+             all("movie" in t and "film" not in t for t in film), "; ".join(film))
+    ch.check(ch.tr("“The coffee tasted awful.” 的前 3 个结果都在说咖啡（无论好坏）",
+                   "the top 3 for 'The coffee tasted awful.' are all about coffee (good or bad)"),
+             all("coffee" in t for t in coffee), "; ".join(coffee))
 
 # %% [markdown] lang="zh"
 # ## 4. 需要多少标注？MiniLM 与从零训练的同一网络
