@@ -347,8 +347,7 @@ def check_albert_parameter_count_ex(impl):
         got = impl(c)
         if got == want:
             continue
-        H, F = c.hidden_size, c.intermediate_size
-        block = 4 * (H * H + H) + 2 * H * F + F + H + 4 * H
+        H, block = c.hidden_size, block_params(c.hidden_size, c.intermediate_size)
         diff = got - want if isinstance(got, int) else None
         hint = (ch.tr("每个共享组只存一个块：乘以 num_hidden_groups，而不是 num_hidden_layers",
                       "one block per shared group is stored: multiply by num_hidden_groups, not num_hidden_layers")
