@@ -95,7 +95,7 @@ def few_label_accuracy(model, tok, lang: str, a, n: int, subset: int, seed: int,
     steps = FT_STEPS[n]
     cfg = TrainConfig(out_dir=tempfile.mkdtemp(prefix="gain_ft_"), max_steps=steps, batch_size=16, lr=1e-3, min_lr=1e-4,
                       warmup_steps=steps // 10, weight_decay=0.01, eval_interval=0, checkpoint_interval=-1,
-                      log_interval=steps, progress=False, seed=draw)
+                      log_interval=steps, progress=False, plot=False, seed=draw)
     finetune(clf, tok, "classify", enc, test_enc[:16], cfg)
     pred = predict_ids(clf.eval(), test_enc, tok.pad_id)
     return statistics.mean(p == d["label"] for p, d in zip(pred, test_enc))

@@ -101,7 +101,7 @@ def run_one(a, arm, n, seed, train, val, test, labels, out) -> tuple[float, floa
     lr = a.lr_small if arm == "small-pretrained" else a.lr
     cfg = TrainConfig(out_dir=str(out / "runs" / f"{arm}_{n or 'all'}_{seed}"), max_steps=steps, batch_size=a.batch_size,
                       lr=lr, min_lr=lr / 10, warmup_steps=max(1, steps // 10), weight_decay=0.01, eval_interval=0,
-                      checkpoint_interval=-1, log_interval=max(1, steps // 4), progress=False, seed=seed, overwrite=True)
+                      checkpoint_interval=-1, log_interval=max(1, steps // 4), progress=False, plot=False, seed=seed, overwrite=True)
     finetune(model, tokenizer, a.task, enc, venc, cfg)
     res = evaluate(model, tokenizer, a.task, test, a.max_len, source="test")
     score = res["accuracy"] if a.task == "classify" else res["report"].micro.f1

@@ -673,7 +673,7 @@ def fine_tune(n, start, k):
     lr = 3e-3 if start == "frozen" else 1e-3
     cfg = TrainConfig(out_dir=str(ch.out / "runs" / f"{start}_{n}_{k}"), max_steps=steps, batch_size=16, lr=lr,
                       min_lr=lr / 10, warmup_steps=steps // 10, weight_decay=0.01, eval_interval=0, checkpoint_interval=-1,
-                      log_interval=steps, progress=False, overwrite=True, seed=seed)
+                      log_interval=steps, progress=False, plot=False, overwrite=True, seed=seed)
     finetune(clf, notes_tokenizer, "classify", enc, short_val_enc, cfg, freeze=start == "frozen")
     pred = predict_ids(clf, short_test_enc, notes_tokenizer.pad_id)
     return sum(p == d["label"] for p, d in zip(pred, short_test_enc)) / len(short_test_enc)

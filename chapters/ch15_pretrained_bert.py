@@ -431,7 +431,7 @@ def fine_tune(n, start, k):
     steps = STEPS[n]
     cfg = TrainConfig(out_dir=str(ch.out / "runs" / f"{start}_{n}_{k}"), max_steps=steps, batch_size=16, lr=LR,
                       min_lr=LR / 10, warmup_steps=max(1, steps // 10), weight_decay=0.01, eval_interval=0,
-                      checkpoint_interval=-1, log_interval=steps, progress=False, overwrite=True, seed=seed)
+                      checkpoint_interval=-1, log_interval=steps, progress=False, plot=False, overwrite=True, seed=seed)
     finetune(clf, tokenizer, "classify", encode_classification(subset, tokenizer, labels, MAX_LEN), val_enc, cfg)
     pred = predict_ids(clf, test_enc, tokenizer.pad_id)
     return sum(p == d["label"] for p, d in zip(pred, test_enc)) / len(test_enc)

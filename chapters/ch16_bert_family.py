@@ -496,7 +496,7 @@ def pretrain(name, model, get_batch, loss_fn):
     """STEPS steps of BATCH on the shared Trainer, ch08 §8's optimiser settings; returns (history, seconds)."""
     cfg = TrainConfig(out_dir=str(ch.out / "runs" / name), max_steps=STEPS, batch_size=BATCH, lr=LR, min_lr=LR,
                       warmup_steps=WARMUP, weight_decay=0.01, betas=(0.9, 0.98), eval_interval=0,
-                      log_interval=ch.steps(25, 5), checkpoint_interval=-1, progress=False, overwrite=True, seed=ch.seed_for(0))
+                      log_interval=ch.steps(25, 5), checkpoint_interval=-1, progress=False, plot=False, overwrite=True, seed=ch.seed_for(0))
     t0 = time.perf_counter()
     history = Trainer(model, cfg, get_batch, loss_fn=loss_fn, model_config=getattr(model, "config", {})).fit()
     return history, time.perf_counter() - t0
@@ -596,7 +596,7 @@ def fine_tune(name, body=None, pretrained=None):
             raise RuntimeError(f"{name}: keys do not match: missing {missing}, unexpected {unexpected}")
     cfg = TrainConfig(out_dir=str(ch.out / "runs" / f"ft_{name}"), max_steps=FT_STEPS, batch_size=16, lr=1e-3, min_lr=1e-4,
                       warmup_steps=FT_STEPS // 10, weight_decay=0.01, eval_interval=0, checkpoint_interval=-1,
-                      log_interval=FT_STEPS, progress=False, overwrite=True, seed=ch.seed_for(7))
+                      log_interval=FT_STEPS, progress=False, plot=False, overwrite=True, seed=ch.seed_for(7))
     finetune(clf, tok, "classify", train_enc, val_enc, cfg)
     pred = predict_ids(clf, test_enc, tok.pad_id)
     return sum(p == d["label"] for p, d in zip(pred, test_enc)) / len(test_enc)
@@ -954,7 +954,7 @@ def mlm_only_loss(model, batch):
 def distil(name, model, loss_fn):
     cfg = TrainConfig(out_dir=str(ch.out / "runs" / name), max_steps=DISTIL_STEPS, batch_size=DISTIL_BATCH, lr=LR, min_lr=LR / 10,
                       warmup_steps=WARMUP, weight_decay=0.01, betas=(0.9, 0.98), eval_interval=0,
-                      log_interval=ch.steps(10, 5), checkpoint_interval=-1, progress=False, overwrite=True, seed=ch.seed_for(0))
+                      log_interval=ch.steps(10, 5), checkpoint_interval=-1, progress=False, plot=False, overwrite=True, seed=ch.seed_for(0))
     t0 = time.perf_counter()
     rows = [r for r in Trainer(model, cfg, distil_data, loss_fn=loss_fn, model_config=model.config.to_dict()).fit()
             if r["split"] == "train"]

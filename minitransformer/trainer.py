@@ -102,6 +102,7 @@ class TrainConfig:
     resume: bool = False  # continue from out_dir/checkpoint
     overwrite: bool = False  # delete a run already in out_dir; without it (or resume) such a folder is refused
     perplexity: bool = False  # add perplexity = exp(loss) to evaluation rows (language models)
+    plot: bool = True  # loss.png at the end of fit; False for sweeps of many short runs (metrics files only)
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
@@ -368,7 +369,8 @@ class Trainer:
     def _write_reports(self) -> None:
         if self.ctx.is_main and self.history:
             write_csv(self.history, self.out_dir / "metrics.csv")
-            plot_loss_curves(self.history, self.out_dir / "loss.png", title=self.out_dir.name)
+            if self.config.plot:
+                plot_loss_curves(self.history, self.out_dir / "loss.png", title=self.out_dir.name)
 
     def _evaluate_and_record(self, bar: tqdm) -> None:
         for split, row in self.evaluate().items():

@@ -516,7 +516,7 @@ def test_grader_cli_reports_syntax_error_endless_loop_and_missing_file(tmp_path,
     only = [by_chapter[syntax][0].id, loop_ex.id, by_chapter[missing][0].id]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
-        [sys.executable, "-m", "chapters.assign", "grade", str(work), "--timeout", "8", "--only", *only, "--out", str(tmp_path / "g")],
+        [sys.executable, "-m", "chapters.assign", "grade", str(work), "--timeout", "3", "--only", *only, "--out", str(tmp_path / "g")],
         capture_output=True, text=True, timeout=120, env=env,
     )
     assert proc.returncode == 0, proc.stderr

@@ -191,6 +191,8 @@ def test_metrics_files_plot_and_progress_lines(tmp_path, capsys):
     assert image.shape == (400, 640, 4) and len(torch.unique(torch.from_numpy(image.reshape(-1, 4)), dim=0)) > 10
     keys = set(load_state_dict_safetensors(out_dir / "checkpoint" / "model.safetensors"))
     assert keys == set(TinyLM().state_dict())
+    _, quiet_rows = train(tmp_path / "quiet", max_steps=4, eval_interval=2, log_interval=2, plot=False, progress=False)
+    assert not (tmp_path / "quiet" / "run" / "loss.png").exists() and (tmp_path / "quiet" / "run" / "metrics.csv").exists()
 
 
 def test_compile_keeps_checkpoint_keys_and_losses(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ Article §3.3.2 (few labels after pretraining); data/README.md, "What pretrainin
 """
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -24,11 +25,12 @@ from .world_lexicon import (
 )
 
 
-def opinion_words(aspect: Aspect, positive: bool) -> list[Adjective]:
+@functools.cache  # the lexicon is fixed: computed once per (aspect, sentiment), not once per sampled review
+def opinion_words(aspect: Aspect, positive: bool) -> tuple[Adjective, ...]:
     """Every adjective that can judge ``aspect`` with the given sentiment: its own, then the opinion
     words that fit any aspect, then those of its kind (food, people, place, ...)."""
     words = aspect.adjectives + OPINION_WORDS["any"] + OPINION_WORDS[aspect.kind]
-    return [a for a in dict.fromkeys(words) if a.positive == positive]
+    return tuple(a for a in dict.fromkeys(words) if a.positive == positive)
 
 
 # ---------------------------------------------------------------- notes (unlabelled)
@@ -121,9 +123,10 @@ class ShortReview:
         return (" " if lang == "en" else "").join(s.text(lang) for s in self.sentences())
 
 
-def judged_by(adjective: Adjective) -> list[tuple[Venue, Aspect]]:
+@functools.cache
+def judged_by(adjective: Adjective) -> tuple[tuple[Venue, Aspect], ...]:
     """Every (venue, aspect) that ``adjective`` can judge."""
-    return [(v, asp) for v in VENUES for asp in v.type.aspects if adjective in opinion_words(asp, adjective.positive)]
+    return tuple((v, asp) for v in VENUES for asp in v.type.aspects if adjective in opinion_words(asp, adjective.positive))
 
 
 ALL_OPINION_WORDS: tuple[Adjective, ...] = tuple(dict.fromkeys(
