@@ -27,15 +27,13 @@ import time
 import torch
 
 from minibert import BertConfig, BertForPreTraining, BertForSequenceClassification
-from minibert.evaluate import predict_ids
-from minibert.finetune import encode_classification, finetune, label_vocab
+from minibert.finetune import encode_classification, label_vocab
 from minibert.hf import load_tokenizer_from
 from minibert.pretraining import build_single_inputs
-from minibert.recipes import FEW_LABEL_STEPS, NOTES_RECIPE, pretrain_on_notes
+from minibert.recipes import FEW_LABEL_STEPS, NOTES_RECIPE, few_label_accuracy, pretrain_on_notes
 from minitransformer.data import load_world_short_reviews
 from minitransformer.data.world_lexicon import BAD_FEELINGS, GOOD_FEELINGS
 from minitransformer.data.world_opinions import sample_note
-from minitransformer.trainer import TrainConfig
 
 FT_STEPS = FEW_LABEL_STEPS  # batch 16, as ch10 §4
 
@@ -80,7 +78,7 @@ def notes_probe(model, tok, lang: str, n: int = 150) -> float:
     return statistics.mean(hits)
 
 
-def few_label_accuracy(model, tok, lang: str, a, n: int, subset: int, seed: int, from_scratch: bool) -> float:
+def subset_accuracy(model, tok, lang: str, a, n: int, subset: int, seed: int, from_scratch: bool) -> float:
     train, test = load_world_short_reviews(lang, "train", a.data), load_world_short_reviews(lang, a.split, a.data)
     labels = label_vocab("classify", train)
     test_enc = encode_classification(test, tok, labels, 64)
@@ -92,13 +90,7 @@ def few_label_accuracy(model, tok, lang: str, a, n: int, subset: int, seed: int,
     clf = BertForSequenceClassification(config)
     if not from_scratch:
         clf.bert.load_state_dict(model.bert.state_dict())
-    steps = FT_STEPS[n]
-    cfg = TrainConfig(out_dir=tempfile.mkdtemp(prefix="gain_ft_"), max_steps=steps, batch_size=16, lr=1e-3, min_lr=1e-4,
-                      warmup_steps=steps // 10, weight_decay=0.01, eval_interval=0, checkpoint_interval=-1,
-                      log_interval=steps, progress=False, plot=False, seed=draw)
-    finetune(clf, tok, "classify", enc, test_enc[:16], cfg)
-    pred = predict_ids(clf.eval(), test_enc, tok.pad_id)
-    return statistics.mean(p == d["label"] for p, d in zip(pred, test_enc))
+    return few_label_accuracy(clf, tok, enc, test_enc, FT_STEPS[n], draw, tempfile.mkdtemp(prefix="gain_ft_"))
 
 
 def main(argv=None) -> int:
@@ -134,8 +126,8 @@ def main(argv=None) -> int:
             model, tok, seconds = pretrain(lang, a, seed)
             cells = []
             for n in a.sizes:
-                pre = statistics.mean(few_label_accuracy(model, tok, lang, a, n, k, seed, False) for k in range(a.subsets))
-                scr = statistics.mean(few_label_accuracy(model, tok, lang, a, n, k, seed, True) for k in range(a.subsets))
+                pre = statistics.mean(subset_accuracy(model, tok, lang, a, n, k, seed, False) for k in range(a.subsets))
+                scr = statistics.mean(subset_accuracy(model, tok, lang, a, n, k, seed, True) for k in range(a.subsets))
                 gains.setdefault((lang, n), []).append(pre - scr)
                 cells.append(f"{pre:.3f} / {scr:.3f} ({pre - scr:+.3f})")
             print(f"| {lang} | {seed} | {seconds:.0f} | {notes_probe(model, tok, lang):.2f} | " + " | ".join(cells) + " |",

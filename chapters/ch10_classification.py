@@ -56,8 +56,7 @@ from torch.utils.data import DataLoader
 
 from chapters.book import Chapter, plt
 from minibert import BertConfig, BertForPreTraining, BertForSequenceClassification
-from minibert.evaluate import predict_ids
-from minibert.finetune import collate, encode_classification, finetune, label_vocab
+from minibert.finetune import collate, encode_classification, label_vocab
 from minibert.hf import load_tokenizer_from
 from minibert.pretraining import PretrainingData, pretraining_loss, tokenize_documents
 from minibert.recipes import find_pretrained
@@ -629,7 +628,7 @@ ch.savefig(fig, "confusion_matrix")
 # points; the error bars below are ± one standard deviation over the three subsets.
 
 # %%
-from minibert.recipes import FEW_LABEL_STEPS, notes_recipe, pretrain_on_notes  # noqa: E402
+from minibert.recipes import FEW_LABEL_STEPS, few_label_accuracy, notes_recipe, pretrain_on_notes  # noqa: E402
 from minitransformer.data import load_world_short_reviews  # noqa: E402
 
 logging.getLogger("minibert").setLevel(logging.ERROR)  # "classifier left randomly initialised" — a new head, as in §2
@@ -669,14 +668,9 @@ def fine_tune(n, start, k):
         clf = BertForSequenceClassification(config_short)
     else:
         clf = BertForSequenceClassification.from_pretrained(NOTES_MODEL, id2label=ID2LABEL, hidden_dropout_prob=0.1)
-    steps = ch.steps(FT_STEPS[n], 10)
-    lr = 3e-3 if start == "frozen" else 1e-3
-    cfg = TrainConfig(out_dir=str(ch.out / "runs" / f"{start}_{n}_{k}"), max_steps=steps, batch_size=16, lr=lr,
-                      min_lr=lr / 10, warmup_steps=steps // 10, weight_decay=0.01, eval_interval=0, checkpoint_interval=-1,
-                      log_interval=steps, progress=False, plot=False, overwrite=True, seed=seed)
-    finetune(clf, notes_tokenizer, "classify", enc, short_val_enc, cfg, freeze=start == "frozen")
-    pred = predict_ids(clf, short_test_enc, notes_tokenizer.pad_id)
-    return sum(p == d["label"] for p, d in zip(pred, short_test_enc)) / len(short_test_enc)
+    return few_label_accuracy(clf, notes_tokenizer, enc, short_test_enc, ch.steps(FT_STEPS[n], 10), seed,
+                              ch.out / "runs" / f"{start}_{n}_{k}", lr=3e-3 if start == "frozen" else 1e-3,
+                              val_enc=short_val_enc, freeze=start == "frozen")
 
 
 STARTS = ("scratch", "pretrained", "frozen")

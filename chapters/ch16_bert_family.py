@@ -41,19 +41,18 @@ import time
 import torch
 
 from chapters.book import Chapter, plt
-from minibert import (AlbertConfig, AlbertForPreTraining, BertConfig, BertForPreTraining, BertForSequenceClassification,
-                      BertModel, DistilBertForMaskedLM, ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining,
-                      count_bert_parameters, distillation_loss_fn, mlm_loss, replaced_token_detection_step, share_embeddings,
+from minibert import (AlbertConfig, BertConfig, BertForPreTraining, BertModel, DistilBertForMaskedLM, ElectraConfig,
+                      ElectraForPreTraining, count_bert_parameters, distillation_loss_fn, replaced_token_detection_step,
                       student_from_teacher)
-from minibert.albert import AlbertModel, build_sop_inputs, sop_loss
+from minibert.albert import AlbertModel, build_sop_inputs
 from minibert.distilbert import DistilBertConfig, DistilBertModel
 from minibert.electra import ElectraModel
-from minibert.evaluate import predict_ids
-from minibert.finetune import encode_classification, finetune, label_vocab
+from minibert.finetune import encode_classification, label_vocab
 from minibert.hf import load_tokenizer_from
-from minibert.pretraining import IGNORE_INDEX, PretrainingData, mlm_mask_tokens, pad_rows, pretraining_loss, tokenize_documents
-from minibert.recipes import FEW_LABEL_STEPS, find_pretrained, notes_recipe, pretrain_on_notes, train_notes_tokenizer
-from minibert.roberta import RobertaConfig, RobertaForMaskedLM, RobertaModel, dynamic_mlm_batch
+from minibert.objectives import OBJECTIVES, Corpus, build_objective, tiny_sizes
+from minibert.pretraining import IGNORE_INDEX, PretrainingData, tokenize_documents
+from minibert.recipes import FEW_LABEL_STEPS, few_label_accuracy, find_pretrained, notes_recipe, pretrain_on_notes, train_notes_tokenizer
+from minibert.roberta import RobertaConfig, RobertaModel
 from minigpt.llama import PUBLISHED, llama_param_count
 from minitransformer.blocks import EncoderBlock
 from minitransformer.data import load_world_notes, load_world_short_reviews
@@ -406,7 +405,7 @@ ch.check(ch.tr("共享省下的恰好是 11 个块", "sharing saves exactly 11 b
 #
 # * 小 **BERT**，MLM + NSP（`BertForPreTraining`、`pretraining_loss`）；
 # * 小 **ALBERT**，嵌入宽度 E = 32、只有一个共享块，MLM + SOP（`AlbertForPreTraining`、`sop_loss`；
-#   SOP 句对由 `build_sop_inputs` 生成：同一条笔记的两个句子，一半交换顺序）。
+#   SOP 句对由 `Corpus.sop_batch` 用 `build_sop_inputs` 生成：同一条笔记的两个句子，一半交换顺序）。
 #
 # 然后各自用 128 条带标注的短评微调（ch10 §4 的做法：`FEW_LABEL_STEPS[128]` 步、批大小 16、学习率
 # 1e-3、dropout 0.1），并与从随机权重开始的同一架构对比。预训练的步数只有 ch08 §8 的三分之一、每步
@@ -422,7 +421,7 @@ ch.check(ch.tr("共享省下的恰好是 11 个块", "sharing saves exactly 11 b
 #
 # * a tiny **BERT**, MLM + NSP (`BertForPreTraining`, `pretraining_loss`);
 # * a tiny **ALBERT**, embedding width E = 32 and one shared block, MLM + SOP
-#   (`AlbertForPreTraining`, `sop_loss`; the SOP pairs from `build_sop_inputs`: a note's two
+#   (`AlbertForPreTraining`, `sop_loss`; the SOP pairs from `Corpus.sop_batch`, `build_sop_inputs`: a note's two
 #   sentences, swapped half of the time).
 #
 # Each is then fine-tuned on 128 labelled short reviews (as ch10 §4: `FEW_LABEL_STEPS[128]` steps,
@@ -442,63 +441,24 @@ tok = train_notes_tokenizer(NOTES, "en")
 notes = list(load_world_notes("en"))
 random.Random(NOTES["split_seed"]).shuffle(notes)
 DOCS = {"train": tokenize_documents(notes[NOTES["n_val_docs"]:], tok), "val": tokenize_documents(notes[:NOTES["n_val_docs"]], tok)}
-SPECIALS = sorted(set(int(i) for i in tok.special_ids) | {tok.pad_id})
-nsp_data = PretrainingData(DOCS, tok, batch_size=BATCH, max_len=MAX_LEN, seed=ch.seed_for(0), p_mlm=P_MLM)
-print(ch.tr(f"  {len(notes):,} 条笔记（{NOTES['n_val_docs']} 条留作验证），词表 {tok.vocab_size:,}，每个模型预训练 {STEPS} 步 × {BATCH} 个句对",
+corpus = Corpus(DOCS, tok, batch_size=BATCH, max_len=MAX_LEN, p_mlm=P_MLM, seed=ch.seed_for(0))  # every batch: f(seed, split, index)
+TINY = tiny_sizes(tok.vocab_size, MAX_LEN)  # ch08 §8's encoder: 2 layers, width 64, 2 heads, feed-forward 256, dropout 0
+OBJ = {name: build_objective(name, corpus, TINY, init_seed=ch.seed_for(1), rtd_seed=ch.seed_for(4)) for name in OBJECTIVES}
+nsp_data = OBJ["mlm_nsp"].get_batch  # BERT's sentence pairs (PretrainingData), also read by §5
+print(ch.tr(f"  {len(notes):,} 条笔记（{NOTES['n_val_docs']} 条留作验证），词表 {tok.vocab_size:,}，每个模型预训练 {STEPS} 步 × {BATCH} 行",
             f"  {len(notes):,} notes ({NOTES['n_val_docs']} held out), vocabulary {tok.vocab_size:,}, each model pretrained "
-            f"{STEPS} steps × {BATCH} pairs"))
+            f"{STEPS} steps × {BATCH} rows"))
 
 
-def masked_batch(rows, segments, gen, extra=None):
-    """Pad rows (B, T), mask P_MLM of the non-special tokens with BERT's 80/10/10 rule (mlm_mask_tokens)."""
-    ids = pad_rows(rows, tok.pad_id)  # (B, T)
-    attention_mask = pad_rows([[1] * len(r) for r in rows], 0)  # (B, T)
-    special = torch.isin(ids, torch.tensor(SPECIALS)) | (attention_mask == 0)
-    inputs, labels = mlm_mask_tokens(ids, special, tok.vocab_size, SPECIALS, tok.mask_id, gen, p=P_MLM)
-    return {"input_ids": inputs, "token_type_ids": pad_rows(segments, 0), "attention_mask": attention_mask,
-            "labels": labels, **(extra or {})}
-
-
-def rngs(kind, split, index):
-    """A Python and a torch generator for batch ``index`` of ``split``: batches are a pure function of their index."""
-    rng = random.Random(f"{kind}/{split}/{index}/{ch.seed}")
-    return rng, torch.Generator().manual_seed(rng.randrange(2 ** 62))
-
-
-def sop_data(split, index):
-    """ALBERT's pairs: [CLS] A [SEP] B [SEP] from one note's two sentences, swapped with probability ½
-    (next_sentence_label = the SOP label, 1 = swapped), MLM-masked as BERT's."""
-    rng, gen = rngs("sop", split, index)
-    docs = [d for d in DOCS[split] if len(d) >= 2]
-    rows, segs, order = [], [], []
-    for _ in range(BATCH):
-        doc = rng.choice(docs)
-        ids, seg, swapped = build_sop_inputs(doc, rng.randrange(len(doc) - 1), tok.cls_id, tok.sep_id, MAX_LEN, rng)
-        rows.append(ids)
-        segs.append(seg)
-        order.append(swapped)
-    return masked_batch(rows, segs, gen, {"next_sentence_label": torch.tensor(order)})
-
-
-def albert_loss(model, batch):
-    """L = L_MLM + L_SOP, the SOP label read from next_sentence_label. The MLM head runs at the masked
-    positions only (N of B·T), as BERT's pretraining_loss does with masked_positions_only: the same loss, less work."""
-    out = model.albert(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
-    selected = batch["labels"] != IGNORE_INDEX  # (B, T)
-    l_mlm = mlm_loss(model.mlm_head(out.last_hidden_state[selected]), batch["labels"][selected])  # (N, V), (N,)
-    sop_logits = model.sop_head(model.sop_dropout(out.pooler_output))  # (B, 2)
-    l_sop = sop_loss(sop_logits, batch["next_sentence_label"])
-    sop_acc = (sop_logits.argmax(-1) == batch["next_sentence_label"]).float().mean()
-    return l_mlm + l_sop, {"mlm_loss": l_mlm.item(), "sop_loss": l_sop.item(), "sop_acc": sop_acc.item()}
-
-
-def pretrain(name, model, get_batch, loss_fn):
+def pretrain(objective):
     """STEPS steps of BATCH on the shared Trainer, ch08 §8's optimiser settings; returns (history, seconds)."""
-    cfg = TrainConfig(out_dir=str(ch.out / "runs" / name), max_steps=STEPS, batch_size=BATCH, lr=LR, min_lr=LR,
+    cfg = TrainConfig(out_dir=str(ch.out / "runs" / objective.name), max_steps=STEPS, batch_size=BATCH, lr=LR, min_lr=LR,
                       warmup_steps=WARMUP, weight_decay=0.01, betas=(0.9, 0.98), eval_interval=0,
                       log_interval=ch.steps(25, 5), checkpoint_interval=-1, progress=False, plot=False, overwrite=True, seed=ch.seed_for(0))
     t0 = time.perf_counter()
-    history = Trainer(model, cfg, get_batch, loss_fn=loss_fn, model_config=getattr(model, "config", {})).fit()
+    model = objective.model
+    history = Trainer(model, cfg, objective.get_batch, loss_fn=objective.loss_fn,
+                      model_config=getattr(getattr(model, "config", None), "to_dict", dict)()).fit()
     return history, time.perf_counter() - t0
 
 
@@ -516,16 +476,9 @@ def val_mlm_accuracy(logits_of, data=None):
     return right / total
 
 
-TINY = dict(vocab_size=tok.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256,
-            max_position_embeddings=MAX_LEN, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-bert_config = BertConfig(**TINY)
-albert_config = AlbertConfig(**TINY, embedding_size=32, num_hidden_groups=1, hidden_act="gelu")
-ch.manual_seed(1)
-bert = BertForPreTraining(bert_config)
-ch.manual_seed(1)
-albert = AlbertForPreTraining(albert_config)
-bert_history, bert_seconds = pretrain("bert_mlm_nsp", bert, nsp_data, pretraining_loss)
-albert_history, albert_seconds = pretrain("albert_mlm_sop", albert, sop_data, albert_loss)
+bert, albert = OBJ["mlm_nsp"].model, OBJ["albert"].model
+bert_history, bert_seconds = pretrain(OBJ["mlm_nsp"])
+albert_history, albert_seconds = pretrain(OBJ["albert"])
 bert.eval()
 albert.eval()
 bert_val = val_mlm_accuracy(lambda b: bert(b["input_ids"], b["token_type_ids"], b["attention_mask"]).mlm_logits)
@@ -578,36 +531,22 @@ train_enc = encode_classification(subset, tok, labels, MAX_LEN)
 val_enc = encode_classification(short_val[:64], tok, labels, MAX_LEN)  # the Trainer wants one; not used
 test_enc = encode_classification(short_test, tok, labels, MAX_LEN)
 FT_STEPS = ch.steps(FEW_LABEL_STEPS[N_LABELS], 10)
-DROPOUT = dict(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
-clf_config = BertConfig.from_dict({**TINY, **DROPOUT, "num_labels": 2})
 
 
-def fine_tune(name, body=None, pretrained=None):
-    """Test accuracy on the short reviews after FT_STEPS steps on the 128 labelled ones. ``body``: the
-    encoder to put in BertForSequenceClassification (default its own BertModel); ``pretrained``: a state
-    dict loaded into it (None: from scratch; keys absent from it, such as ELECTRA's missing pooler, stay random)."""
+def fine_tune(name, objective, pretrained=True):
+    """Test accuracy on the short reviews after FT_STEPS steps on the 128 labelled ones
+    (minibert.recipes.few_label_accuracy, ch10 §4's recipe). The classifier comes from ``objective``:
+    its pretrained encoder, or (pretrained=False) the same architecture with random weights."""
     ch.manual_seed(7)
-    clf = BertForSequenceClassification(clf_config)
-    if body is not None:
-        clf.bert = body
-    if pretrained is not None:
-        missing, unexpected = clf.bert.load_state_dict(pretrained, strict=False)
-        if unexpected or any(not k.startswith("pooler.") for k in missing):
-            raise RuntimeError(f"{name}: keys do not match: missing {missing}, unexpected {unexpected}")
-    cfg = TrainConfig(out_dir=str(ch.out / "runs" / f"ft_{name}"), max_steps=FT_STEPS, batch_size=16, lr=1e-3, min_lr=1e-4,
-                      warmup_steps=FT_STEPS // 10, weight_decay=0.01, eval_interval=0, checkpoint_interval=-1,
-                      log_interval=FT_STEPS, progress=False, plot=False, overwrite=True, seed=ch.seed_for(7))
-    finetune(clf, tok, "classify", train_enc, val_enc, cfg)
-    pred = predict_ids(clf, test_enc, tok.pad_id)
-    return sum(p == d["label"] for p, d in zip(pred, test_enc)) / len(test_enc)
+    return few_label_accuracy(objective.classifier(pretrained), tok, train_enc, test_enc, FT_STEPS, ch.seed_for(7),
+                              ch.out / "runs" / f"ft_{name}", val_enc=val_enc)
 
 
-albert_ft_config = AlbertConfig(**{**TINY, **DROPOUT}, embedding_size=32, num_hidden_groups=1, hidden_act="gelu")
 acc = {
-    "bert": fine_tune("bert", pretrained=bert.bert.state_dict()),
-    "bert_scratch": fine_tune("bert_scratch"),
-    "albert": fine_tune("albert", AlbertModel(albert_ft_config), albert.albert.state_dict()),
-    "albert_scratch": fine_tune("albert_scratch", AlbertModel(albert_ft_config)),
+    "bert": fine_tune("bert", OBJ["mlm_nsp"]),
+    "bert_scratch": fine_tune("bert_scratch", OBJ["mlm_nsp"], pretrained=False),
+    "albert": fine_tune("albert", OBJ["albert"]),
+    "albert_scratch": fine_tune("albert_scratch", OBJ["albert"], pretrained=False),
 }
 print(ch.tr(f"  {N_LABELS} 条标注、{FT_STEPS} 步微调；测试集 {len(test_enc)} 条短评", f"  {N_LABELS} labels, {FT_STEPS} fine-tuning steps; {len(test_enc)} test short reviews"))
 print("  " + pad(ch.tr("模型", "model"), 22) + ch.tr(" 参数（含头）     主体   预训练秒数  验证 MLM 准确率  测试准确率   从零训练",
@@ -664,9 +603,15 @@ print(ch.tr(f"  随机猜词的 MLM 准确率为 1/{tok.vocab_size:,} = {1 / tok
 #   这样只有目标在变（§3 的 ALBERT 同时换了架构，也列在表里）；
 # * **替换词元检测**（ELECTRA）：生成器宽度 32（`ElectraForMaskedLM`），判别器是同样的小编码器
 #   （`ElectraForPreTraining`），`share_embeddings` 让两者共用嵌入表；每一步用
-#   `replaced_token_detection_step`：L = L_MLM(生成器) + 50 · L_Disc(判别器)。
+#   `replaced_token_detection_step`：L = L_MLM(生成器) + 50 · L_Disc(判别器)；
+# * **因果语言模型**（GPT）：同样大小的 `minigpt.GPT`（2 层、宽度 64、2 个头、前馈层 256），在同样的整条
+#   笔记上做下一个词元预测，不掩码。微调时没有 `[CLS]` 可用：因果注意力下只有**最后一个**真实词元看过
+#   整行，所以分类器读它的最终隐状态再接一个线性层（GPT-1 §3.2 的做法，`GPTForSequenceClassification`，
+#   与 transformers 的 `GPT2ForSequenceClassification` 逐项相等）。
 #
-# 然后每个编码器都像 §3 那样用 128 条短评微调，并与从零训练对比。
+# 六个目标的批次和损失都在 `minibert.objectives` 里（`Corpus`、`build_objective`），本章和
+# `bench/objectives.py` 用的是同一份代码。然后每个模型都像 §3 那样用 128 条短评微调，并与**同一架构**
+# 从零训练的结果对比（GPT 与 GPT 比，BERT 编码器与 BERT 编码器比）。
 
 # %% [markdown] lang="en"
 # ## 4. Pretraining objectives side by side
@@ -684,59 +629,26 @@ print(ch.tr(f"  随机猜词的 MLM 准确率为 1/{tok.vocab_size:,} = {1 / tok
 #   which changed the architecture too, is in the table as well);
 # * **replaced-token detection** (ELECTRA): a generator of width 32 (`ElectraForMaskedLM`), the
 #   discriminator the same tiny encoder (`ElectraForPreTraining`), their embedding tables shared by
-#   `share_embeddings`; each step is `replaced_token_detection_step`: L = L_MLM(generator) + 50 · L_Disc(discriminator).
+#   `share_embeddings`; each step is `replaced_token_detection_step`: L = L_MLM(generator) + 50 · L_Disc(discriminator);
+# * **causal LM** (GPT): a `minigpt.GPT` of the same size (2 layers, width 64, 2 heads, feed-forward 256)
+#   predicting the next token of the same whole notes, nothing masked. Fine-tuning has no `[CLS]` to
+#   read: under causal attention only the **last** real token has seen the whole row, so the classifier
+#   reads its final hidden state through one linear layer (GPT-1 §3.2; `GPTForSequenceClassification`,
+#   equal to transformers' `GPT2ForSequenceClassification`).
 #
-# Each encoder is then fine-tuned on 128 short reviews as in §3, against from scratch.
+# The six objectives' batches and losses live in `minibert.objectives` (`Corpus`, `build_objective`);
+# this chapter and `bench/objectives.py` run the same code. Each model is then fine-tuned on 128 short
+# reviews as in §3, against the **same architecture** from scratch (GPT against GPT, BERT's encoder
+# against BERT's encoder).
 
 # %%
-def note_rows(split, index):
-    """RoBERTa's and ELECTRA's rows: one whole note, [CLS] s1 s2 [SEP] (one segment), masked afresh (dynamic_mlm_batch)."""
-    rng, gen = rngs("full", split, index)
-    rows = []
-    for _ in range(BATCH):
-        text = [t for s in rng.choice(DOCS[split]) for t in s][:MAX_LEN - 2]
-        rows.append([tok.cls_id, *text, tok.sep_id])
-    ids = pad_rows(rows, tok.pad_id)  # (B, T)
-    inputs, labels = dynamic_mlm_batch(ids, SPECIALS, tok.mask_id, tok.vocab_size, gen, p=P_MLM)
-    return {"input_ids": inputs, "attention_mask": (ids != tok.pad_id).long(), "labels": labels}
-
-
-def roberta_loss(model, batch):
-    """L = L_MLM alone; the head at the masked positions only, as for BERT and ALBERT."""
-    h = model.roberta(batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state  # (B, T, H)
-    selected = batch["labels"] != IGNORE_INDEX  # (B, T)
-    loss = mlm_loss(model.lm_head(h[selected]), batch["labels"][selected])  # (N, V), (N,)
-    return loss, {"mlm_loss": loss.item()}
-
-
-ROBERTA_TINY = {**TINY, "max_position_embeddings": MAX_LEN + tok.pad_id + 1, "type_vocab_size": 1, "pad_token_id": tok.pad_id}
-ch.manual_seed(1)
-roberta = RobertaForMaskedLM(RobertaConfig(**ROBERTA_TINY))
-roberta_history, roberta_seconds = pretrain("roberta_mlm", roberta, note_rows, roberta_loss)
-
-ch.manual_seed(1)
-bert_sop = BertForPreTraining(bert_config)
-bert_sop_history, bert_sop_seconds = pretrain("bert_mlm_sop", bert_sop, sop_data, pretraining_loss)  # NSP head, SOP labels
-
-ELECTRA_TINY = {**TINY, "embedding_size": 64, "hidden_act": "gelu"}
-ch.manual_seed(1)
-discriminator = ElectraForPreTraining(ElectraConfig(**ELECTRA_TINY))
-generator = ElectraForMaskedLM(ElectraConfig(**{**ELECTRA_TINY, "hidden_size": 32, "intermediate_size": 128}))
-share_embeddings(generator, discriminator)
-electra = torch.nn.ModuleDict({"generator": generator, "discriminator": discriminator})  # one optimizer for both
-rtd_rng = torch.Generator().manual_seed(ch.seed_for(4))  # the generator's samples
-
-
-def electra_loss(model, batch):
-    out = replaced_token_detection_step(model["generator"], model["discriminator"], batch["input_ids"], batch["labels"],
-                                        rtd_rng, attention_mask=batch["attention_mask"])
-    real = batch["attention_mask"].bool()
-    rtd_acc = ((out.discriminator_logits > 0).float() == out.replaced)[real].float().mean()
-    return out.loss, {"generator_loss": out.generator_loss.item(), "discriminator_loss": out.discriminator_loss.item(),
-                      "replaced": out.replaced[real].mean().item(), "rtd_acc": rtd_acc.item()}
-
-
-electra_history, electra_seconds = pretrain("electra_rtd", electra, note_rows, electra_loss)
+roberta_history, roberta_seconds = pretrain(OBJ["mlm"])  # RobertaForMaskedLM on corpus.document_batch, roberta_loss
+bert_sop = OBJ["mlm_sop"].model
+bert_sop_history, bert_sop_seconds = pretrain(OBJ["mlm_sop"])  # BertForPreTraining on corpus.sop_batch: NSP head, SOP labels
+electra = OBJ["rtd"].model  # ModuleDict {generator, discriminator}: one optimizer for both
+generator, discriminator = electra["generator"], electra["discriminator"]
+electra_history, electra_seconds = pretrain(OBJ["rtd"])
+gpt_history, gpt_seconds = pretrain(OBJ["causal"])  # minigpt.GPT on corpus.causal_batch, causal_lm_loss
 
 # %% [markdown] lang="zh"
 # 先做结构上的检查——它们与训练得好不好无关，在任何种子下都必须成立。生成器的嵌入表就是判别器的那一张
@@ -759,7 +671,7 @@ ch.check(ch.tr("生成器与判别器共享词元、位置和片段表（同一�
          and generator.mlm_head.decoder.weight is discriminator.electra.embeddings.word_embeddings.weight)
 electra.eval()
 with torch.no_grad():
-    b = note_rows("val", 0)
+    b = corpus.document_batch("val", 0)
     out = replaced_token_detection_step(generator, discriminator, b["input_ids"], b["labels"],
                                         torch.Generator().manual_seed(ch.seed_for(5)), attention_mask=b["attention_mask"])
 masked = b["labels"] != IGNORE_INDEX  # (B, T)
@@ -783,58 +695,72 @@ ch.check(ch.tr("SOP 句对：标签 0 的行是 [CLS] 句1 [SEP] 句2 [SEP]，�
                "SOP pairs: a row labelled 0 is [CLS] s1 [SEP] s2 [SEP], a row labelled 1 has them swapped (40 validation notes)"),
          all(ids == (layout(d[1], d[0]) if y else layout(d[0], d[1])) for d, (ids, _, y) in sop_pairs),
          ch.tr(f"{sum(y for _, (_, _, y) in sop_pairs)} 行对调", f"{sum(y for _, (_, _, y) in sop_pairs)} swapped"))
+gpt_clf = OBJ["causal"].classifier(True).eval()
+cb = corpus.causal_batch("val", 0)["idx"]  # (B, T), right-padded
+n_real = int((cb[0] != tok.pad_id).sum())
+with torch.no_grad():
+    padded_logits = gpt_clf(cb, (cb != tok.pad_id).long()).logits[0]
+    alone_logits = gpt_clf(cb[:1, :n_real]).logits[0]
+ch.check_close(ch.tr("GPT 分类器读最后一个真实词元：补过填充的一行与单独输入时的 logits 相同",
+                     "the GPT classifier reads the last real token: a padded row has the logits it has alone"),
+               padded_logits, alone_logits, atol=1e-5)
 
 # %% [markdown] lang="zh"
-# 接着微调四个编码器。RoBERTa 的主体是 `RobertaModel`（位置编号从 padding_idx + 1 开始）；ELECTRA 的
+# 接着微调其余的模型。RoBERTa 的主体是 `RobertaModel`（位置编号从 padding_idx + 1 开始）；ELECTRA 的
 # 判别器在 E = H 时没有投影层，它的权重名与 `BertModel` 完全相同，只缺池化层（ELECTRA 没有 NSP，也就
 # 没有池化层），于是直接装进 BERT 的主体，池化层随机初始化。
 
 # %% [markdown] lang="en"
-# Then the four encoders are fine-tuned. RoBERTa's body is a `RobertaModel` (positions numbered from
+# Then the other models are fine-tuned. RoBERTa's body is a `RobertaModel` (positions numbered from
 # padding_idx + 1); ELECTRA's discriminator has no projection when E = H, so its weight names are
 # exactly `BertModel`'s, less the pooler (no NSP in ELECTRA, so no pooler): it is loaded into BERT's
 # body, the pooler left random.
 
 # %%
-acc["roberta"] = fine_tune("roberta", RobertaModel(RobertaConfig(**{**ROBERTA_TINY, **DROPOUT})), roberta.roberta.state_dict())
-acc["bert_sop"] = fine_tune("bert_sop", pretrained=bert_sop.bert.state_dict())
-acc["electra"] = fine_tune("electra", pretrained=discriminator.electra.state_dict())
-ARMS = [  # (key, zh, en, pretraining seconds)
-    ("bert", "MLM + NSP（BERT）", "MLM + NSP (BERT)", bert_seconds),
-    ("roberta", "只用 MLM，无 NSP（RoBERTa）", "MLM only, no NSP (RoBERTa)", roberta_seconds),
-    ("bert_sop", "MLM + SOP（ALBERT 的目标，BERT 编码器）", "MLM + SOP (ALBERT's objective, BERT encoder)", bert_sop_seconds),
-    ("albert", "MLM + SOP，ALBERT 架构（§3）", "MLM + SOP, ALBERT architecture (§3)", albert_seconds),
-    ("electra", "替换词元检测（ELECTRA）", "replaced-token detection (ELECTRA)", electra_seconds),
+acc["roberta"] = fine_tune("roberta", OBJ["mlm"])
+acc["bert_sop"] = fine_tune("bert_sop", OBJ["mlm_sop"])
+acc["electra"] = fine_tune("electra", OBJ["rtd"])
+acc["gpt"] = fine_tune("gpt", OBJ["causal"])
+acc["gpt_scratch"] = fine_tune("gpt_scratch", OBJ["causal"], pretrained=False)
+ARMS = [  # (key, zh, en, pretraining seconds, the from-scratch control of the same architecture)
+    ("bert", "MLM + NSP（BERT）", "MLM + NSP (BERT)", bert_seconds, "bert_scratch"),
+    ("roberta", "只用 MLM，无 NSP（RoBERTa）", "MLM only, no NSP (RoBERTa)", roberta_seconds, "bert_scratch"),
+    ("bert_sop", "MLM + SOP（ALBERT 的目标，BERT 编码器）", "MLM + SOP (ALBERT's objective, BERT encoder)", bert_sop_seconds, "bert_scratch"),
+    ("albert", "MLM + SOP，ALBERT 架构（§3）", "MLM + SOP, ALBERT architecture (§3)", albert_seconds, "albert_scratch"),
+    ("electra", "替换词元检测（ELECTRA）", "replaced-token detection (ELECTRA)", electra_seconds, "bert_scratch"),
+    ("gpt", "因果语言模型（GPT，取最后一个词元）", "causal LM (GPT, last token)", gpt_seconds, "gpt_scratch"),
 ]
 last = lambda h, key: [r for r in h if r["split"] == "train"][-1][key]  # noqa: E731  the last logged window's mean
 print(ch.tr(f"  {STEPS} 步 × {BATCH} 行预训练，再用 {N_LABELS} 条标注微调 {FT_STEPS} 步",
             f"  {STEPS} steps × {BATCH} rows of pretraining, then {FT_STEPS} fine-tuning steps on {N_LABELS} labels"))
-print("  " + pad(ch.tr("预训练目标", "objective"), 48) + ch.tr("  预训练秒数   测试准确率", "pretraining s   test accuracy"))
-for key, zh, en, secs in ARMS:
-    print(f"  {pad(ch.tr(zh, en), 48)}{secs:10.1f}   {acc[key]:10.3f}")
-print(f"  {pad(ch.tr('从零训练（同一编码器，随机权重）', 'from scratch (same encoder, random weights)'), 48)}{'—':>10}   {acc['bert_scratch']:10.3f}")
+print("  " + pad(ch.tr("预训练目标", "objective"), 48) + ch.tr("  预训练秒数   测试准确率   同架构从零训练",
+                                                            "pretraining s   test accuracy   same arch. from scratch"))
+for key, zh, en, secs, scratch in ARMS:
+    print(f"  {pad(ch.tr(zh, en), 48)}{secs:10.1f}   {acc[key]:10.3f}   {acc[scratch]:12.3f}")
 print(ch.tr(f"  预训练结束时：NSP 准确率 {last(bert_history, 'nsp_acc'):.1%}，SOP 准确率（BERT 编码器）{last(bert_sop_history, 'nsp_acc'):.1%}，"
-            f"ELECTRA 判别器准确率 {last(electra_history, 'rtd_acc'):.1%}（被替换的词元占 {last(electra_history, 'replaced'):.1%}）",
+            f"ELECTRA 判别器准确率 {last(electra_history, 'rtd_acc'):.1%}（被替换的词元占 {last(electra_history, 'replaced'):.1%}），"
+            f"GPT 的下一词元损失 {last(gpt_history, 'lm_loss'):.2f}",
             f"  at the end of pretraining: NSP accuracy {last(bert_history, 'nsp_acc'):.1%}, SOP accuracy (BERT encoder) "
             f"{last(bert_sop_history, 'nsp_acc'):.1%}, ELECTRA discriminator accuracy {last(electra_history, 'rtd_acc'):.1%} "
-            f"({last(electra_history, 'replaced'):.1%} of the tokens replaced)"))
+            f"({last(electra_history, 'replaced'):.1%} of the tokens replaced), GPT next-token loss {last(gpt_history, 'lm_loss'):.2f}"))
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.8), gridspec_kw={"width_ratios": [2, 1], "wspace": 0.35})
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.5, 3.8), gridspec_kw={"width_ratios": [2, 1], "wspace": 0.35})
 names = [ch.tr("MLM + NSP\nBERT", "MLM + NSP\nBERT"), ch.tr("只用 MLM\nRoBERTa", "MLM only\nRoBERTa"),
          ch.tr("MLM + SOP\nBERT 编码器", "MLM + SOP\nBERT encoder"), ch.tr("MLM + SOP\nALBERT 架构", "MLM + SOP\nALBERT arch."),
-         ch.tr("替换词元检测\nELECTRA", "RTD\nELECTRA")]
-colors = ["tab:blue", "tab:orange", "tab:green", "tab:olive", "tab:red"]
+         ch.tr("替换词元检测\nELECTRA", "RTD\nELECTRA"), ch.tr("因果语言模型\nGPT", "causal LM\nGPT")]
+colors = ["tab:blue", "tab:orange", "tab:green", "tab:olive", "tab:red", "tab:purple"]
 ax1.bar(range(len(ARMS)), [acc[k] for k, *_ in ARMS], color=colors)
-ax1.axhline(acc["bert_scratch"], color="tab:gray", ls="-", lw=1.5, label=ch.tr("从零训练", "from scratch"))
+ax1.scatter(range(len(ARMS)), [acc[s] for *_, s in ARMS], color="tab:gray", marker="_", s=600, zorder=3,
+            label=ch.tr("同架构从零训练", "same architecture from scratch"))
 ax1.axhline(0.5, color="k", ls="--", lw=1, label=ch.tr("随机水平", "chance"))
 ax1.set_xticks(range(len(ARMS)), names, fontsize=8)
 ax1.set(ylim=(0.3, 1.0), ylabel=ch.tr(f"测试准确率（{len(test_enc)} 条短评）", f"test accuracy ({len(test_enc)} short reviews)"),
         title=ch.tr(f"{STEPS} 步预训练 + {N_LABELS} 条标注微调", f"{STEPS} pretraining steps + fine-tuning on {N_LABELS} labels"))
 ax1.legend(fontsize=8, loc="upper right")
-ax2.barh(range(len(ARMS)), [s for *_, s in ARMS], color=colors)
-ax2.set_yticks(range(len(ARMS)), ["BERT", "RoBERTa", ch.tr("BERT + SOP", "BERT + SOP"), "ALBERT", "ELECTRA"], fontsize=8)
+ax2.barh(range(len(ARMS)), [a[3] for a in ARMS], color=colors)
+ax2.set_yticks(range(len(ARMS)), ["BERT", "RoBERTa", ch.tr("BERT + SOP", "BERT + SOP"), "ALBERT", "ELECTRA", "GPT"], fontsize=8)
 ax2.invert_yaxis()
-ax2.set(xlabel=ch.tr("预训练秒数（1 个线程）", "pretraining seconds (1 thread)"), title=ch.tr("代价", "cost"))
+ax2.set(xlabel=ch.tr("预训练秒数", "pretraining seconds"), title=ch.tr("代价", "cost"))
 ch.savefig(fig, "objectives")
 ch.check(ch.tr("每次微调的测试准确率都在 [0, 1] 之内", "every fine-tuning run gives a test accuracy in [0, 1]"),
          all(0.0 <= a <= 1.0 for a in acc.values()), ch.tr(f"{len(acc)} 次运行", f"{len(acc)} runs"))

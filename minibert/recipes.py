@@ -24,6 +24,8 @@ from minitransformer.data import BERT_SPECIALS, SentencePieceTokenizer, load_wor
 from minitransformer.trainer import TrainConfig, Trainer
 
 from .config import BertConfig
+from .evaluate import predict_ids
+from .finetune import finetune
 from .heads import BertForPreTraining
 from .pretraining import PretrainingData, pretraining_loss, tokenize_documents
 
@@ -41,6 +43,21 @@ def notes_recipe(fast: bool = False) -> dict:
 # Fine-tuning steps (batch 16, lr 1e-3, 10% warm-up, cosine to lr/10) for n labelled short reviews, by n:
 # chosen on the validation short reviews: half as many for n <= 128 left some runs near chance (bench/README.md).
 FEW_LABEL_STEPS = {16: 120, 32: 120, 64: 140, 128: 160, 256: 200, 512: 160, 2400: 300}
+
+
+def few_label_accuracy(clf, tokenizer, train_enc, test_enc, steps: int, seed: int, out_dir, lr: float = 1e-3,
+                       val_enc=None, freeze: bool = False) -> float:
+    """Test accuracy of ``clf`` (a classifier built and, for a pretrained start, loaded by the caller)
+    after ``steps`` steps of fine-tuning on ``train_enc``: batch 16, AdamW at ``lr`` with 10% warm-up and a
+    cosine decay to lr/10, weight decay 0.01, no evaluation during training, no checkpoint. The one
+    few-label recipe of ch10 §4, ch16 §3–4 and the benches. ``freeze``: a linear probe (only the head
+    learns). Accuracy = #(argmax = gold) / #test, each test example once."""
+    cfg = TrainConfig(out_dir=str(out_dir), max_steps=steps, batch_size=16, lr=lr, min_lr=lr / 10, warmup_steps=steps // 10,
+                      weight_decay=0.01, eval_interval=0, checkpoint_interval=-1, log_interval=steps, progress=False,
+                      plot=False, overwrite=True, seed=seed)
+    finetune(clf, tokenizer, "classify", train_enc, val_enc if val_enc else test_enc[:16], cfg, freeze=freeze)
+    pred = predict_ids(clf, test_enc, tokenizer.pad_id)
+    return sum(p == d["label"] for p, d in zip(pred, test_enc)) / len(test_enc)
 
 
 def find_pretrained(folders, record: dict, name: str = "pretrained_notes") -> Path | None:
