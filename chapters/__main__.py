@@ -18,7 +18,7 @@ gives zh), else English. The summary rows (--json) keep their English status wor
 
 --jobs N runs up to N chapters at once, each in its own process at its own thread count, so the
 numbers are those of a run one at a time. The default is the cores that are free when the runner
-starts (the CPUs this process may use minus the 1-minute load average, at least 1): on an idle
+starts (the CPUs this process may use minus those busy in a 0.1 s sample of /proc/stat, at least 1): on an idle
 2-core laptop two chapters at a time, on a busy one a single chapter. A chapter that reads another's
 output (ch10 fine-tunes the models ch08 saves) starts after it, and chapters that others need start
 first. With more than one job, each chapter's output is printed as one block when it finishes.

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -57,24 +58,55 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
 
 # ----------------------------------------------------------------------------- threads
 
+def cpu_times(path: str = "/proc/stat") -> tuple[int, int] | None:
+    """(all, idle) CPU time since boot, in clock ticks, summed over every CPU (Linux's /proc/stat:
+    user nice system idle iowait irq softirq steal; idle = idle + iowait); None where unreadable."""
+    try:
+        with open(path, encoding="ascii") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    return sum(fields), fields[3] + fields[4]
+
+
+def busy_cpus(window: float = 0.1) -> float | None:
+    """CPUs busy right now: (1 − idle share over ``window`` seconds of /proc/stat) × the CPUs it counts.
+    Unlike the load average (a 1-minute mean), it sees a job that started a second ago and forgets
+    one that ended. None where /proc/stat is not readable (then :func:`free_cores` uses the load average)."""
+    before = cpu_times()
+    if before is None:
+        return None
+    time.sleep(window)
+    after = cpu_times()
+    if after is None or after[0] <= before[0]:
+        return None
+    total, idle = after[0] - before[0], after[1] - before[1]
+    return (1.0 - idle / total) * (os.cpu_count() or 1)
+
+
 def free_cores() -> int:
-    """The CPUs this process may use minus the 1-minute load average (rounded), at least 1: how many
-    torch threads a run can use without fighting other processes for the cores."""
+    """The CPUs this process may use minus those busy (:func:`busy_cpus`, else the 1-minute load
+    average), rounded, at least 1: how many torch threads a run can use without fighting other
+    processes for the cores."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         n = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        load = 0.0
-    return max(1, min(n, n - round(load)))
+    busy = busy_cpus()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            busy = 0.0
+    return max(1, min(n, n - round(busy)))
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """--threads N (torch's intra-op threads); default: :func:`free_cores`."""
     parser.add_argument("--threads", type=POSITIVE_INT, default=None, metavar="N",
-                        help="torch threads (default: the free cores, the CPUs minus the load average, at least 1)")
+                        help="torch threads (default: the free cores, the CPUs minus those busy now, at least 1)")
 
 
 def set_threads(threads: int | None) -> int:

@@ -11,6 +11,8 @@ from minitransformer import cli
 @pytest.mark.parametrize("cpus, load, expected", [(2, 0.0, 2), (2, 0.6, 1), (2, 1.4, 1), (2, 3.9, 1), (16, 4.4, 12),
                                                   (8, 0.49, 8)])
 def test_free_cores_is_the_cpus_minus_the_rounded_load_at_least_one(monkeypatch, cpus, load, expected):
+    """Where /proc/stat cannot be read, the 1-minute load average counts the busy CPUs."""
+    monkeypatch.setattr(cli, "cpu_times", lambda path="/proc/stat": None)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, 0.0, 0.0))
     assert cli.free_cores() == expected
@@ -20,9 +22,31 @@ def test_free_cores_without_a_load_average(monkeypatch):
     def unavailable():
         raise OSError("no load average here")
 
+    monkeypatch.setattr(cli, "cpu_times", lambda path="/proc/stat": None)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     monkeypatch.setattr(os, "getloadavg", unavailable)
     assert cli.free_cores() == 3
+
+
+@pytest.mark.parametrize("idle_share, expected", [(1.0, 4), (0.5, 2), (0.3, 1), (0.0, 1), (0.85, 3)])
+def test_free_cores_counts_the_cpus_busy_now_from_proc_stat(monkeypatch, idle_share, expected):
+    """Two snapshots of /proc/stat 0.1 s apart: busy = (1 − Δidle/Δall) × CPUs; a high load average
+    left by a job that has ended (here 3.9) does not count."""
+    snapshots = iter([(1000, 600), (1000 + 400, 600 + round(400 * idle_share))])
+    monkeypatch.setattr(cli, "cpu_times", lambda path="/proc/stat": next(snapshots))
+    monkeypatch.setattr(cli.time, "sleep", lambda s: None)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.9, 3.9, 3.9))
+    assert cli.free_cores() == expected
+
+
+def test_cpu_times_reads_the_first_line_of_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 5 50 800 20 3 2 0 0 0\ncpu0 50 2 25 400 10 1 1 0 0 0\n")
+    assert cli.cpu_times(str(stat)) == (980, 820)  # all = 100+5+50+800+20+3+2+0, idle = 800 + 20
+    stat.write_text("nonsense\n")
+    assert cli.cpu_times(str(stat)) is None and cli.cpu_times(str(tmp_path / "absent")) is None
 
 
 @pytest.fixture
