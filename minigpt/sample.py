@@ -64,6 +64,14 @@ def prompt_ids(tokenizer, prompt: str) -> list[int]:
     return ids
 
 
+def continuation(tokenizer, head: str, context: list[int], new: list[int]) -> str:
+    """The text ``new`` adds after ``context`` (whose text is ``head``): decode(context + new) with
+    ``head`` cut off. Decoding ``new`` alone would lose what depends on its neighbour: SentencePiece
+    drops the space of a leading '▁excellent' ("and" + "excellent" printed as "andexcellent")."""
+    full = tokenizer.decode(context + new)
+    return full[len(head):] if full.startswith(head) else tokenizer.decode(new)
+
+
 @torch.no_grad()
 def complete(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 200, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, greedy: bool = False, stop: str | None = None,
@@ -83,6 +91,8 @@ def complete(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 200, temp
     idx = crop_prompt(idx, model.config.block_size)
     generator = torch.Generator(device=device).manual_seed(seed)
     eot = getattr(tokenizer, "eot_id", None)
+    context = idx[0].tolist()
+    head = tokenizer.decode(context)
     new: list[int] = []
     text = ""
     model.eval()
@@ -91,7 +101,7 @@ def complete(model: GPT, tokenizer, prompt: str, max_new_tokens: int = 200, temp
         if eot is not None and t == eot:
             break
         new.append(t)
-        text = tokenizer.decode(new)
+        text = continuation(tokenizer, head, context, new)
         if stop is not None and stop in text:
             return text[: text.index(stop)]
     return text

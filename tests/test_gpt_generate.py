@@ -203,3 +203,21 @@ def test_greedy_is_argmax_and_temperature_scales_logits():
     freq = torch.bincount(drawn.flatten(), minlength=3).float() / 20000
     assert (freq - expected).abs().max() < 0.015
     assert math.isclose(expected.sum().item(), 1.0, rel_tol=1e-6)
+
+
+def test_the_continuation_keeps_the_space_a_sentencepiece_decode_of_new_tokens_alone_drops():
+    """SentencePiece decodes a leading '▁excellent' as 'excellent' (no space) when it starts the
+    list; after the prompt's 'and' it must print ' excellent' ('andexcellent' before the fix)."""
+    from minigpt.sample import continuation
+
+    class SentencePieceLike:
+        pieces = ["▁and", "▁excellent", "ly"]
+
+        def decode(self, ids):
+            return "".join(self.pieces[i] for i in ids).replace("▁", " ").lstrip(" ")
+
+    tok = SentencePieceLike()
+    assert tok.decode([1]) == "excellent"  # the neighbour-free decode that lost the space
+    assert continuation(tok, tok.decode([0]), [0], [1]) == " excellent"
+    assert continuation(tok, tok.decode([0]), [0], [1, 2]) == " excellently"
+    assert continuation(tok, tok.decode([0]), [0], [2]) == "ly"

@@ -59,6 +59,26 @@ def test_char_eot_is_one_token():
     assert tok.encode("a<|endoftext|>b") == [tok.token_to_id("a"), 1, tok.token_to_id("b")]
 
 
+def _encode_position_by_position(tok, text):
+    """The definition: at each position the longest special that starts there, else one character."""
+    out, i = [], 0
+    specials = sorted(tok.specials.values(), key=len, reverse=True)
+    while i < len(text):
+        s = next((s for s in specials if text.startswith(s, i)), None)
+        out.append(tok.token_to_id(s) if s else (tok.token_to_id(text[i]) if tok.token_to_id(text[i]) is not None else tok.unk_id))
+        i += len(s) if s else 1
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "[", "]", "CLS", "[CLS]", "[SEP]", "[MASK]", "[PAD]", "[UNK]", "z", "世"]), max_size=30))
+def test_char_encode_matches_its_definition_around_specials(parts):
+    """Specials inside text, touching each other, half-written ('[CLS' ']'), unknown characters ('z')."""
+    tok = CharTokenizer.train("ab[]CLS世", BERT_SPECIALS)
+    text = "".join(parts)
+    assert tok.encode(text) == _encode_position_by_position(tok, text)
+
+
 def test_specials_need_an_unknown_symbol():
     with pytest.raises(ValueError, match="'unk'"):
         CharTokenizer.train("ab", {"pad": "[PAD]"})
