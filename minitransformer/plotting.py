@@ -15,8 +15,6 @@ import json
 import os
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 
 def append_jsonl(row: dict, path: str | os.PathLike) -> None:
@@ -59,6 +57,9 @@ def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
 
 def plot_loss_curves(rows: list[dict], path: str | os.PathLike, title: str = "loss") -> None:
     """Plot ``loss`` against ``step`` with one line per ``split`` (train, val, ...) into a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # imported here: about 30 MB and 0.5 s that
+    from matplotlib.figure import Figure  # a run pays only when it draws (TrainConfig.plot), at the end
+
     fig = Figure(figsize=(6.4, 4.0), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
