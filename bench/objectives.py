@@ -29,8 +29,8 @@ import torch
 from minibert.finetune import encode_classification, label_vocab
 from minibert.objectives import OBJECTIVES, Corpus, build_objective, tiny_sizes
 from minibert.pretraining import tokenize_documents
-from minibert.recipes import FEW_LABEL_STEPS, NOTES_RECIPE, few_label_accuracy, train_notes_tokenizer
-from minitransformer.data import load_world_notes, load_world_short_reviews
+from minibert.recipes import FEW_LABEL_STEPS, NOTES_RECIPE, few_label_accuracy, split_notes, train_notes_tokenizer
+from minitransformer.data import load_world_short_reviews
 from minitransformer.trainer import TrainConfig, Trainer
 
 ARCHITECTURE = {"mlm_nsp": "bert", "mlm_sop": "bert", "rtd": "bert", "mlm": "roberta", "albert": "albert", "causal": "gpt"}
@@ -38,20 +38,17 @@ ARCHITECTURES = ("bert", "roberta", "albert", "gpt")
 
 
 def corpus_for(tok, seed: int, recipe: dict) -> Corpus:
-    notes = list(load_world_notes("en"))
-    random.Random(recipe["split_seed"]).shuffle(notes)
-    n_val = recipe["n_val_docs"]
-    docs = {"train": tokenize_documents(notes[n_val:], tok), "val": tokenize_documents(notes[:n_val], tok)}
+    docs = {name: tokenize_documents(notes, tok) for name, notes in split_notes(recipe, "en").items()}
     return Corpus(docs, tok, batch_size=recipe["batch_size"], max_len=recipe["max_len"], p_mlm=recipe["p_mlm"], seed=seed)
 
 
-def accuracies(objective, pretrained: bool, tok, tasks, seed: int, subsets: int) -> dict[int, float]:
-    """Mean test accuracy over ``subsets`` labelled subsets, for each number of labels."""
+def accuracies(objective, pretrained: bool, tok, tasks, seed: int, a) -> dict[int, float]:
+    """Mean test accuracy over ``a.subsets`` labelled subsets, for each number of labels in ``a.labels``."""
     train, labels, test_enc = tasks
     out = {}
-    for n in sorted({n for n, _ in FT}):
+    for n in a.labels:
         runs = []
-        for k in range(subsets):
+        for k in range(a.subsets):
             draw = 1000 * seed + k
             enc = encode_classification(random.Random(draw).sample(train, n), tok, labels, 64)
             torch.manual_seed(draw)
@@ -59,9 +56,6 @@ def accuracies(objective, pretrained: bool, tok, tasks, seed: int, subsets: int)
                                            tempfile.mkdtemp(prefix="objectives_ft_")))
         out[n] = statistics.mean(runs)
     return out
-
-
-FT: list[tuple[int, int]] = []  # (labels, steps), set in main
 
 
 def run_seed(seed: int, a, tok, tasks) -> list[dict]:
@@ -72,7 +66,7 @@ def run_seed(seed: int, a, tok, tasks) -> list[dict]:
     for arch in ARCHITECTURES:  # the from-scratch control: any objective's classifier(False) of that architecture
         name = next((n for n in objectives if ARCHITECTURE[n] == arch), None)
         if name is not None:
-            acc = accuracies(objectives[name], False, tok, tasks, seed, a.subsets)
+            acc = accuracies(objectives[name], False, tok, tasks, seed, a)
             rows.append({"seed": seed, "objective": "scratch", "architecture": arch, "steps": 0, "seconds": 0.0, **acc})
             print(f"  seed {seed} scratch {arch}: {acc}", file=sys.stderr, flush=True)
     for name, objective in objectives.items():
@@ -87,7 +81,7 @@ def run_seed(seed: int, a, tok, tasks) -> list[dict]:
             Trainer(objective.model, cfg, objective.get_batch, loss_fn=objective.loss_fn).fit()
             seconds += time.perf_counter() - t0
             done = steps
-            acc = accuracies(objective, True, tok, tasks, seed, a.subsets)
+            acc = accuracies(objective, True, tok, tasks, seed, a)
             rows.append({"seed": seed, "objective": name, "architecture": ARCHITECTURE[name], "steps": steps,
                          "seconds": round(seconds, 1), **acc})
             print(f"  seed {seed} {name} {steps} steps {seconds:.0f} s: {acc}", file=sys.stderr, flush=True)
@@ -143,10 +137,10 @@ def main(argv=None) -> int:
     if sorted(set(a.at)) != a.at or a.at[0] <= NOTES_RECIPE["warmup"] or a.subsets < 1 or a.threads < 1:
         ap.error(f"expected --at increasing and past the {NOTES_RECIPE['warmup']}-step warm-up, --subsets >= 1 and "
                  f"--threads >= 1, received --at {a.at}, --subsets {a.subsets}, --threads {a.threads}")
+    a.labels = sorted(set(a.labels))
     torch.set_num_threads(a.threads)
     for name in ("minitransformer", "minibert"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    FT[:] = [(n, FEW_LABEL_STEPS[n]) for n in a.labels]
     print(f"$ python bench/objectives.py --seeds {' '.join(map(str, a.seeds))} --objectives {' '.join(a.objectives)} "
           f"--at {' '.join(map(str, a.at))} --labels {' '.join(map(str, a.labels))} --subsets {a.subsets} --threads {a.threads}\n")
     tok = train_notes_tokenizer(NOTES_RECIPE, "en")

@@ -51,11 +51,12 @@ from minibert.finetune import encode_classification, label_vocab
 from minibert.hf import load_tokenizer_from
 from minibert.objectives import OBJECTIVES, Corpus, build_objective, tiny_sizes
 from minibert.pretraining import IGNORE_INDEX, PretrainingData, tokenize_documents
-from minibert.recipes import FEW_LABEL_STEPS, few_label_accuracy, find_pretrained, notes_recipe, pretrain_on_notes, train_notes_tokenizer
+from minibert.recipes import (FEW_LABEL_STEPS, few_label_accuracy, find_pretrained, notes_recipe, pretrain_on_notes, split_notes,
+                              train_notes_tokenizer)
 from minibert.roberta import RobertaConfig, RobertaModel
 from minigpt.llama import PUBLISHED, llama_param_count
 from minitransformer.blocks import EncoderBlock
-from minitransformer.data import load_world_notes, load_world_short_reviews
+from minitransformer.data import load_world_short_reviews
 from minitransformer.distillation import soft_target_loss
 from minitransformer.trainer import TrainConfig, Trainer
 
@@ -438,15 +439,15 @@ BATCH = ch.steps(64, 16)
 WARMUP = ch.steps(30, 2)
 EVAL_BATCHES = ch.steps(8, 2)
 tok = train_notes_tokenizer(NOTES, "en")
-notes = list(load_world_notes("en"))
-random.Random(NOTES["split_seed"]).shuffle(notes)
-DOCS = {"train": tokenize_documents(notes[NOTES["n_val_docs"]:], tok), "val": tokenize_documents(notes[:NOTES["n_val_docs"]], tok)}
+NOTE_TEXT = split_notes(NOTES, "en")  # ch08 §8's split of the notes (minibert.recipes)
+DOCS = {name: tokenize_documents(docs, tok) for name, docs in NOTE_TEXT.items()}
+n_notes = sum(len(docs) for docs in NOTE_TEXT.values())
 corpus = Corpus(DOCS, tok, batch_size=BATCH, max_len=MAX_LEN, p_mlm=P_MLM, seed=ch.seed_for(0))  # every batch: f(seed, split, index)
 TINY = tiny_sizes(tok.vocab_size, MAX_LEN)  # ch08 §8's encoder: 2 layers, width 64, 2 heads, feed-forward 256, dropout 0
 OBJ = {name: build_objective(name, corpus, TINY, init_seed=ch.seed_for(1), rtd_seed=ch.seed_for(4)) for name in OBJECTIVES}
 nsp_data = OBJ["mlm_nsp"].get_batch  # BERT's sentence pairs (PretrainingData), also read by §5
-print(ch.tr(f"  {len(notes):,} 条笔记（{NOTES['n_val_docs']} 条留作验证），词表 {tok.vocab_size:,}，每个模型预训练 {STEPS} 步 × {BATCH} 行",
-            f"  {len(notes):,} notes ({NOTES['n_val_docs']} held out), vocabulary {tok.vocab_size:,}, each model pretrained "
+print(ch.tr(f"  {n_notes:,} 条笔记（{NOTES['n_val_docs']} 条留作验证），词表 {tok.vocab_size:,}，每个模型预训练 {STEPS} 步 × {BATCH} 行",
+            f"  {n_notes:,} notes ({NOTES['n_val_docs']} held out), vocabulary {tok.vocab_size:,}, each model pretrained "
             f"{STEPS} steps × {BATCH} rows"))
 
 
@@ -886,7 +887,7 @@ teacher = BertForPreTraining.from_pretrained(TEACHER).eval()
 teacher_tok = load_tokenizer_from(TEACHER)
 ch.check(ch.tr("老师的分词器与本章的分词器相同（同一配方训练的 1,200 个词元）",
                "the teacher's tokenizer is this chapter's (the same recipe's 1,200 pieces)"),
-         teacher_tok.vocab_size == tok.vocab_size and all(teacher_tok.encode(s) == tok.encode(s) for s in notes[0]))
+         teacher_tok.vocab_size == tok.vocab_size and all(teacher_tok.encode(s) == tok.encode(s) for s in NOTE_TEXT["val"][0]))
 
 DISTIL_STEPS = ch.steps(300, 20)
 DISTIL_BATCH = ch.steps(32, 16)  # every step runs the teacher and scores every real token over the whole vocabulary

@@ -81,6 +81,16 @@ def train_notes_tokenizer(recipe: dict, lang: str, data_dir=None) -> SentencePie
     return SentencePieceTokenizer.train(["\n".join(d) for d in text], recipe["vocab_size"], specials=BERT_SPECIALS)
 
 
+def split_notes(recipe: dict, lang: str = "en", data_dir=None) -> dict[str, list]:
+    """The world's notes (documents of sentences) as {"train": …, "val": …}: shuffled with
+    ``recipe["split_seed"]``, the first ``recipe["n_val_docs"]`` held out. The one split of
+    ch08 §8's pretraining, ch16 §3–5 and bench/objectives.py."""
+    docs = list(load_world_notes(lang, data_dir))
+    random.Random(recipe["split_seed"]).shuffle(docs)
+    n_val = recipe["n_val_docs"]
+    return {"train": docs[n_val:], "val": docs[:n_val]}
+
+
 def pretrain_on_notes(out_dir, recipe: dict = NOTES_RECIPE, lang: str = "en", seed: int = 0, data_dir=None,
                       progress: bool = False, tokenizer=None) -> tuple[Path, list[dict]]:
     """MLM + NSP on the notes with ``recipe``; saves ``out_dir/pretrained_notes`` (safetensors, config.json,
@@ -89,11 +99,8 @@ def pretrain_on_notes(out_dir, recipe: dict = NOTES_RECIPE, lang: str = "en", se
     out_dir = Path(out_dir)
     if tokenizer is None:
         tokenizer = train_notes_tokenizer(recipe, lang, data_dir)
-    docs = list(load_world_notes(lang, data_dir))
-    random.Random(recipe["split_seed"]).shuffle(docs)
-    n_val = recipe["n_val_docs"]
-    data = PretrainingData({"train": tokenize_documents(docs[n_val:], tokenizer), "val": tokenize_documents(docs[:n_val], tokenizer)},
-                           tokenizer, batch_size=recipe["batch_size"], max_len=recipe["max_len"], seed=seed, p_mlm=recipe["p_mlm"])
+    splits = {name: tokenize_documents(docs, tokenizer) for name, docs in split_notes(recipe, lang, data_dir).items()}
+    data = PretrainingData(splits, tokenizer, batch_size=recipe["batch_size"], max_len=recipe["max_len"], seed=seed, p_mlm=recipe["p_mlm"])
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=recipe["hidden_size"], num_hidden_layers=recipe["layers"],
                         num_attention_heads=recipe["heads"], intermediate_size=recipe["intermediate_size"],
