@@ -8,7 +8,7 @@
     python -m chapters --seed 3           every chapter with ch.seed = 3 (each seed ch.seed_for(k) = k + 3000)
     python -m chapters --threads 2        every chapter with torch.set_num_threads(2) (default 1)
     python -m chapters --lang zh          checks, tables and these messages in Chinese (--lang en: English)
-    python -m chapters --jobs 2           two chapters at a time (default: one per free core, see below)
+    python -m chapters --jobs 2           two chapters at a time (default: one per CPU, see below)
 
 --seed and --threads reach each chapter as CHAPTERS_SEED and CHAPTERS_THREADS (chapters.book reads
 them); without them a chapter runs with seed 0 and one thread, the numbers the book prints. A seed
@@ -17,9 +17,13 @@ as CHAPTERS_LANG; without it the language is CHAPTERS_LANG's, else the locale's 
 gives zh), else English. The summary rows (--json) keep their English status words either way.
 
 --jobs N runs up to N chapters at once, each in its own process at its own thread count, so the
-numbers are those of a run one at a time. The default is the cores that are free when the runner
-starts (the CPUs this process may use minus those busy in a 0.1 s sample of /proc/stat, at least 1): on an idle
-2-core laptop two chapters at a time, on a busy one a single chapter. A chapter that reads another's
+numbers are those of a run one at a time. The default fills the CPUs this process may use with
+chapters of --threads threads each (usable CPUs // threads, at least 1): on a 2-core laptop two
+one-thread chapters at a time, idle or busy. It does not back off when other programs are busy: the
+chapters never oversubscribe the cores themselves, and the kernel shares the cores among all runnable
+threads, so with two other CPU-bound processes on 2 cores two chapters get half the CPU (the book
+takes 2× as long) where one would get a third (3×; bench/book_under_load.py measures both).
+--jobs 1 leaves a busy machine a core. A chapter that reads another's
 output (ch10 fine-tunes the models ch08 saves) starts after it, and chapters that others need start
 first. With more than one job, each chapter's output is printed as one block when it finishes.
 
@@ -42,7 +46,7 @@ from collections import deque
 from pathlib import Path
 
 from chapters.render import cells
-from minitransformer.cli import free_cores
+from minitransformer.cli import usable_cpus
 from chapters.options import (LANGS, check_output_dir, check_output_file, default_lang, parse_count, parse_lang,
                               parse_seconds, tr)
 
@@ -88,6 +92,20 @@ def select(chapters: list[Path], only: list[str] | None) -> list[Path]:
         have = ", ".join(f"{n:02d}" for n in sorted(available)) or "none"
         raise ValueError(f"--only: no chapter numbered {', '.join(f'{n:02d}' for n in missing)}; available: {have}")
     return [p for p in chapters if chapter_number(p) in wanted]
+
+
+def chapter_threads_from_env() -> int:
+    """The thread count a chapter runs with when --threads is not given: CHAPTERS_THREADS, else 1
+    (chapters.book reads the same variable; a bad value is refused here as it would be there)."""
+    raw = os.environ.get("CHAPTERS_THREADS")
+    return 1 if raw in (None, "") else parse_count("CHAPTERS_THREADS", raw, 1)
+
+
+def default_jobs(threads_per_chapter: int, cpus: int | None = None) -> int:
+    """Chapters to run at once: as many as fill the usable CPUs at ``threads_per_chapter`` threads
+    each, at least 1. ``cpus``: the CPU count (default :func:`minitransformer.cli.usable_cpus`)."""
+    cpus = usable_cpus() if cpus is None else cpus
+    return max(1, cpus // max(1, threads_per_chapter))
 
 
 def run_chapter(path: Path, out: Path, fast: bool, timeout: float, stream: bool,
@@ -283,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", default=None, metavar="N",
                     help="torch threads per chapter (positive integer; default 1, or CHAPTERS_THREADS)")
     ap.add_argument("--jobs", default=None, metavar="N",
-                    help="chapters run at once (positive integer; default: one per free core)")
+                    help="chapters run at once (positive integer; default: the usable CPUs // --threads, at least 1)")
     ap.add_argument("--lang", default=None, metavar="|".join(LANGS),
                     help="language of the chapters' output and of this runner's messages: zh (中文) or en "
                          "(English); default CHAPTERS_LANG, else zh when the locale (LANG) starts with zh, else en")
@@ -294,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         seed = None if args.seed is None else parse_count("--seed", args.seed, 0)
         threads = None if args.threads is None else parse_count("--threads", args.threads, 1)
         timeout = 300.0 if args.timeout is None else parse_seconds("--timeout", args.timeout)
-        jobs = free_cores() if args.jobs is None else parse_count("--jobs", args.jobs, 1)
+        jobs = None if args.jobs is None else parse_count("--jobs", args.jobs, 1)
+        if jobs is None:
+            jobs = default_jobs(threads if threads is not None else chapter_threads_from_env())
     except ValueError as e:
         ap.error(str(e))
 

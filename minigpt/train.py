@@ -54,20 +54,27 @@ def make_tokenizer(kind: str, texts: Sequence[str], vocab_size: int = 2000):
     raise ValueError(f"tokenizer: expected one of {TOKENIZER_KINDS}, received {kind!r}")
 
 
-def encode_documents(tokenizer, texts: Sequence[str]) -> torch.Tensor:
-    """One 1-D int64 stream: the texts' ids joined by the end-of-text id (when the tokenizer has one)."""
-    eot = getattr(tokenizer, "eot_id", None)
-    ids: list[int] = []
-    for i, text in enumerate(texts):
+def join_documents(documents: Sequence[Sequence[int] | torch.Tensor], eot: int | None) -> torch.Tensor:
+    """One 1-D int32 stream: the documents' ids joined by the end-of-text id ``eot`` (None: none).
+    int32 holds any vocabulary's ids in half of int64's memory (1.1M characters of Tiny
+    Shakespeare: 4.4 MB instead of 8.9 MB); batches are cast to int64 as they are cut."""
+    pieces: list[torch.Tensor] = []
+    for i, ids in enumerate(documents):
         if i and eot is not None:
-            ids.append(eot)
-        ids.extend(tokenizer.encode(text))
-    return torch.tensor(ids, dtype=torch.long)
+            pieces.append(torch.tensor([eot], dtype=torch.int32))
+        pieces.append(torch.as_tensor(ids, dtype=torch.int32).reshape(-1))
+    return torch.cat(pieces) if pieces else torch.zeros(0, dtype=torch.int32)
+
+
+def encode_documents(tokenizer, texts: Sequence[str]) -> torch.Tensor:
+    """One 1-D int32 stream: the texts' ids joined by the end-of-text id (when the tokenizer has
+    one); see :func:`join_documents`."""
+    return join_documents([tokenizer.encode(text) for text in texts], getattr(tokenizer, "eot_id", None))
 
 
 @dataclass
 class Corpus:
-    """Train and validation token streams (1-D int64) and the tokenizer that made them."""
+    """Train and validation token streams (1-D int32, see :func:`join_documents`) and the tokenizer that made them."""
 
     train: torch.Tensor
     val: torch.Tensor
@@ -88,11 +95,16 @@ def load_corpus(paths: Sequence[str | os.PathLike], block_size: int, tokenizer=N
         tokenizer = make_tokenizer(kind, [tr for tr, _ in parts.values()], vocab_size)
     elif known_by is not None:
         check_known_characters(tokenizer, {f"{p} (training part)": tr for p, (tr, _) in parts.items()}, known_by)
+    encoded = {}  # each part encoded once, kept as int32
     for path, (tr, va) in parts.items():  # every file must give windows on both sides
-        check_min_length(len(tokenizer.encode(tr)), block_size, f"{path} (first {1 - val_fraction:.0%}, training part)")
-        check_min_length(len(tokenizer.encode(va)), block_size, f"{path} (last {val_fraction:.0%}, validation part)")
-    train = encode_documents(tokenizer, [tr for tr, _ in parts.values()])
-    val = encode_documents(tokenizer, [va for _, va in parts.values()])
+        tr_ids = torch.tensor(tokenizer.encode(tr), dtype=torch.int32)
+        check_min_length(len(tr_ids), block_size, f"{path} (first {1 - val_fraction:.0%}, training part)")
+        va_ids = torch.tensor(tokenizer.encode(va), dtype=torch.int32)
+        check_min_length(len(va_ids), block_size, f"{path} (last {val_fraction:.0%}, validation part)")
+        encoded[path] = tr_ids, va_ids
+    eot = getattr(tokenizer, "eot_id", None)
+    train = join_documents([tr for tr, _ in encoded.values()], eot)
+    val = join_documents([va for _, va in encoded.values()], eot)
     return Corpus(train, val, tokenizer)
 
 

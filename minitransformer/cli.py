@@ -86,14 +86,19 @@ def busy_cpus(window: float = 0.1) -> float | None:
     return (1.0 - idle / total) * (os.cpu_count() or 1)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask on Linux, else os.cpu_count()), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def free_cores() -> int:
     """The CPUs this process may use minus those busy (:func:`busy_cpus`, else the 1-minute load
     average), rounded, at least 1: how many torch threads a run can use without fighting other
     processes for the cores."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
+    n = usable_cpus()
     busy = busy_cpus()
     if busy is None:
         try:
@@ -104,16 +109,25 @@ def free_cores() -> int:
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
-    """--threads N (torch's intra-op threads); default: :func:`free_cores`."""
+    """--threads N (torch's intra-op threads); default: OMP_NUM_THREADS, else :func:`free_cores`."""
     parser.add_argument("--threads", type=POSITIVE_INT, default=None, metavar="N",
-                        help="torch threads (default: the free cores, the CPUs minus those busy now, at least 1)")
+                        help="torch threads (default: OMP_NUM_THREADS if set, else the free cores: the CPUs minus "
+                             "those busy now, at least 1)")
+
+
+def threads_from_env() -> int | None:
+    """OMP_NUM_THREADS when it is one positive integer (as torch itself reads it), else None."""
+    raw = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
 
 
 def set_threads(threads: int | None) -> int:
-    """torch.set_num_threads(threads, or free_cores() when None); returns the number set."""
+    """torch.set_num_threads(threads; when None, OMP_NUM_THREADS if the user set it, else
+    free_cores()); returns the number set. A run's numbers depend on its thread count (matrix
+    products sum in another order), so a run and its resume at one setting are bit-exact."""
     import torch
 
-    n = free_cores() if threads is None else threads
+    n = threads if threads is not None else (threads_from_env() or free_cores())
     torch.set_num_threads(n)
     return n
 

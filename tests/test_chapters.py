@@ -510,6 +510,28 @@ def test_run_all_runs_jobs_at_once_and_a_needed_chapter_first(tmp_path):
     assert one == ["ch01", "ch02", "ch08", "ch10", "ch11"]  # one at a time: the chapter order
 
 
+def test_default_jobs_fills_the_usable_cpus_with_chapters_whatever_else_is_busy(monkeypatch):
+    from chapters import __main__ as runner
+    from minitransformer import cli
+
+    assert [runner.default_jobs(t, cpus=c) for t, c in ((1, 2), (2, 2), (3, 2), (2, 8), (1, 1))] == [2, 1, 1, 4, 1]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(cli, "busy_cpus", lambda window=0.1: 2.0)  # both cores busy with other programs
+    assert cli.free_cores() == 1 and runner.default_jobs(1) == 2  # the runner does not back off (2× not 3×)
+
+
+def test_chapter_threads_from_env(monkeypatch):
+    from chapters.__main__ import chapter_threads_from_env
+
+    monkeypatch.delenv("CHAPTERS_THREADS", raising=False)
+    assert chapter_threads_from_env() == 1
+    monkeypatch.setenv("CHAPTERS_THREADS", "2")
+    assert chapter_threads_from_env() == 2
+    monkeypatch.setenv("CHAPTERS_THREADS", "zero")
+    with pytest.raises(ValueError, match="CHAPTERS_THREADS: expected a positive integer, received 'zero'"):
+        chapter_threads_from_env()
+
+
 def test_runner_jobs_option(tmp_path):
     src = tmp_path / "src"
     src.mkdir()

@@ -127,6 +127,30 @@ def test_fine_tune_from_a_hugging_face_folder(tmp_path, hf_folder, text_file, ca
     assert cli("sample", "--checkpoint", tmp_path / "ft", "--prompt", "Line", "--max-new-tokens", "5") == 0
 
 
+def test_the_corpus_is_the_files_ids_joined_by_end_of_text_in_int32(tmp_path):
+    """load_corpus: per file, the first 90 % trains and the last 10 % validates; the parts' ids
+    (encoded once each) are joined by <|endoftext|>, stored as int32; batches come out int64."""
+    from minigpt.train import encode_documents, join_documents, lm_batches, load_corpus, split_text
+
+    texts = ["abcdefghij" * 30, "klmnopqrst" * 20]
+    paths = []
+    for i, t in enumerate(texts):
+        paths.append(tmp_path / f"f{i}.txt")
+        paths[-1].write_text(t, encoding="utf-8")
+    corpus = load_corpus(paths, block_size=8)
+    tok = corpus.tokenizer
+    parts = [split_text(t) for t in texts]
+    expected_train = tok.encode(parts[0][0]) + [tok.eot_id] + tok.encode(parts[1][0])
+    assert corpus.train.dtype == corpus.val.dtype == torch.int32
+    assert corpus.train.tolist() == expected_train
+    assert corpus.val.tolist() == tok.encode(parts[0][1]) + [tok.eot_id] + tok.encode(parts[1][1])
+    assert torch.equal(encode_documents(tok, [p[0] for p in parts]), corpus.train)
+    assert join_documents([], tok.eot_id).tolist() == [] and join_documents([[1, 2], [3]], None).tolist() == [1, 2, 3]
+    batch = lm_batches(corpus, 8, 4, seed=0)("train", 0)
+    assert batch["input_ids"].dtype == batch["labels"].dtype == torch.int64
+    assert torch.equal(batch["input_ids"][:, 1:], batch["labels"][:, :-1])
+
+
 def test_text_shorter_than_block_size_plus_one_is_a_clear_error(tmp_path, capsys):
     short = tmp_path / "short.txt"
     short.write_text("abcdefghij" * 10, encoding="utf-8")  # the 10% validation part has 10 characters

@@ -56,10 +56,17 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
-def test_set_threads_sets_torch_and_defaults_to_the_free_cores(monkeypatch, restore_threads):
+def test_set_threads_sets_torch_and_defaults_to_omp_num_threads_else_the_free_cores(monkeypatch, restore_threads):
     assert cli.set_threads(1) == 1 and torch.get_num_threads() == 1
     monkeypatch.setattr(cli, "free_cores", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert cli.set_threads(None) == 2 and torch.get_num_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's setting wins over the free cores
+    assert cli.set_threads(None) == 3 and torch.get_num_threads() == 3
+    assert cli.set_threads(1) == 1  # and --threads over both
+    for unusable in ("0", "two", "4,2", ""):
+        monkeypatch.setenv("OMP_NUM_THREADS", unusable)
+        assert cli.threads_from_env() is None and cli.set_threads(None) == 2
 
 
 @pytest.mark.parametrize("module, command", [("minigpt.cli", "sample"), ("minibert.cli", "evaluate")])
