@@ -55,6 +55,9 @@ REPO_ROOT = CHAPTERS_DIR.parent
 PATTERN = re.compile(r"^ch(\d+)_\w+\.py$")
 SUMMARY_PREFIX = "@@CHAPTER "  # printed by chapters.book.Chapter.done()
 TAIL_LINES = 25
+# seconds a chapter may run before it counts as hung: ch15, the longest, takes 187 s on 2 idle cores
+# and more than 300 s (the old default) beside two busy processes (bench/book_under_load.py)
+DEFAULT_TIMEOUT = 1800.0
 # chapters that read another chapter's --out folder, by number: ch10 §1 and §4 fine-tune the models
 # ch08 §5 and §8 save, ch16 §5 distils ch08 §8's (each pretrains them itself when it finds none)
 NEEDS = {10: (8,), 16: (8,)}
@@ -293,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list the chapters and exit")
     ap.add_argument("--dir", type=Path, default=CHAPTERS_DIR, help="where the chNN_*.py files are (default: this package)")
     ap.add_argument("--timeout", default=None, metavar="SECONDS",
-                    help="seconds allowed per chapter (a finite number > 0; default 300)")
+                    help=f"seconds allowed per chapter (a finite number > 0; default {DEFAULT_TIMEOUT:g})")
     ap.add_argument("--quiet", action="store_true", help="do not stream the chapters' output, only the summary")
     ap.add_argument("--json", type=Path, default=None, help="also write the summary rows to this JSON file")
     ap.add_argument("--seed", default=None, metavar="N",
@@ -311,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         lang = parse_lang("--lang", args.lang) if args.lang is not None else default_lang()
         seed = None if args.seed is None else parse_count("--seed", args.seed, 0)
         threads = None if args.threads is None else parse_count("--threads", args.threads, 1)
-        timeout = 300.0 if args.timeout is None else parse_seconds("--timeout", args.timeout)
+        timeout = DEFAULT_TIMEOUT if args.timeout is None else parse_seconds("--timeout", args.timeout)
         jobs = None if args.jobs is None else parse_count("--jobs", args.jobs, 1)
         if jobs is None:
             jobs = default_jobs(threads if threads is not None else chapter_threads_from_env())

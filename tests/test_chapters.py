@@ -297,6 +297,23 @@ def test_runner_reports_a_failing_chapter_and_exits_nonzero(tmp_path):
     assert (tmp_path / "out" / "ch01_good").is_dir()
 
 
+def test_the_default_timeout_is_the_one_a_chapter_gets_and_leaves_a_busy_machine_room(tmp_path, monkeypatch):
+    """Beside two busy processes ch15 took more than 300 s, the old default, and the book failed
+    (bench/book_under_load.py): the default must exceed twice ch15's 187 s idle time with room."""
+    from chapters import __main__ as runner
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ch01_good.py").write_text(GOOD, encoding="utf-8")
+    seen = []
+    monkeypatch.setattr(runner, "run_chapter", lambda p, out, fast, timeout, **kw: seen.append(timeout) or
+                        {"chapter": p.stem, "seconds": 0.0, "checks": 1, "figures": 0, "returncode": 0, "status": "ok", "tail": []})
+    assert runner.main(["--dir", str(src), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert seen == [runner.DEFAULT_TIMEOUT] and runner.DEFAULT_TIMEOUT >= 4 * 187
+    assert runner.main(["--dir", str(src), "--out", str(tmp_path / "out"), "--quiet", "--timeout", "7"]) == 0
+    assert seen[-1] == 7.0
+
+
 def test_runner_only_list_and_timeout(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
