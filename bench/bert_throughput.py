@@ -81,7 +81,9 @@ def main(argv=None) -> int:
     ours_sparse = BertForPreTraining(BertConfig(**kw, use_sdpa=True)).train()
     models = {"minibert (all positions)": (ours, {}), "minibert (masked positions only)": (ours_sparse, {"masked_positions_only": True}),
               "transformers": (ref, {})}
-    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, (m, _) in models.items()}
+    # fused AdamW for all three: what transformers' Trainer uses by default on torch >= 2.8
+    # ("adamw_torch_fused") and what minibert's make_optimizer builds
+    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4, fused=True) for k, (m, _) in models.items()}
     batches = make_batches(a.steps, a.batch, a.seq, a.vocab)
     for name, (m, extra) in models.items():  # warm-up
         step_time(m, opts[name], batches[0], **extra)
