@@ -24,34 +24,18 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from minitransformer.cli import NON_NEGATIVE_INT, POSITIVE_INT  # noqa: E402
+
 BURN = "while True:\n    pass\n"
-
-
-def positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
-    return n
-
-
-def non_negative(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, received {text!r}")
-    return n
 
 
 def run_book(extra: list[str], burners: int) -> tuple[float, dict[str, float], str]:
     """(wall s, {chapter: s}, runner's last line) of one ``python -m chapters`` with ``burners`` spinning."""
     spinners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(burners)]
     try:
-        time.sleep(1.0 if burners else 0.0)  # let the burners show in /proc/stat, as a busy laptop's would
+        time.sleep(1.0 if burners else 0.0)  # the burners are spinning before the first chapter starts
         with tempfile.TemporaryDirectory() as tmp:
             summary = Path(tmp) / "rows.json"
             cmd = [sys.executable, "-m", "chapters", "--quiet", "--out", str(Path(tmp) / "out"), "--json", str(summary)] + extra
@@ -72,10 +56,10 @@ def run_book(extra: list[str], burners: int) -> tuple[float, dict[str, float], s
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", nargs="+", default=None, metavar="NN", help="chapters to run (default: all)")
-    ap.add_argument("--burners", type=non_negative, default=2, help="CPU-bound processes during the loaded runs (default 2)")
-    ap.add_argument("--repeats", type=positive, default=1, help="idle and loaded runs, alternating (default 1 each)")
-    ap.add_argument("--jobs", type=positive, default=None, help="the runner's --jobs (default: its own choice)")
-    ap.add_argument("--threads", type=positive, default=None, help="the runner's --threads (default: its own, 1)")
+    ap.add_argument("--burners", type=NON_NEGATIVE_INT, default=2, help="CPU-bound processes during the loaded runs (default 2)")
+    ap.add_argument("--repeats", type=POSITIVE_INT, default=1, help="idle and loaded runs, alternating (default 1 each)")
+    ap.add_argument("--jobs", type=POSITIVE_INT, default=None, help="the runner's --jobs (default: its own choice)")
+    ap.add_argument("--threads", type=POSITIVE_INT, default=None, help="the runner's --threads (default: its own, 1)")
     args = ap.parse_args(argv)
 
     extra = (["--only", *args.only] if args.only else []) + (["--jobs", str(args.jobs)] if args.jobs else []) \

@@ -23,6 +23,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from minitransformer.cli import POSITIVE_INT  # noqa: E402
+
 STEPS = 2000
 NANOGPT_ARGS = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20", "--log_interval=1",
                 "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128", f"--max_iters={STEPS}",
@@ -76,8 +80,8 @@ def last_val_loss(text: str, kind: str) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nanogpt", type=Path, required=True, help="a nanoGPT checkout with data/shakespeare_char prepared")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS for both (default 2)")
+    ap.add_argument("--repeats", type=POSITIVE_INT, default=3)
+    ap.add_argument("--threads", type=POSITIVE_INT, default=2, help="OMP_NUM_THREADS for both (default 2)")
     a = ap.parse_args(argv)
     nanogpt = a.nanogpt.resolve()
     problems = check_nanogpt(nanogpt)

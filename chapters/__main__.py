@@ -47,8 +47,8 @@ from pathlib import Path
 
 from chapters.render import cells
 from minitransformer.cli import usable_cpus
-from chapters.options import (LANGS, check_output_dir, check_output_file, default_lang, parse_count, parse_lang,
-                              parse_seconds, tr)
+from chapters.options import (LANGS, check_output_dir, check_output_file, default_lang, option_count, parse_count,
+                              parse_lang, parse_seconds, tr)
 
 CHAPTERS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = CHAPTERS_DIR.parent
@@ -95,13 +95,6 @@ def select(chapters: list[Path], only: list[str] | None) -> list[Path]:
         have = ", ".join(f"{n:02d}" for n in sorted(available)) or "none"
         raise ValueError(f"--only: no chapter numbered {', '.join(f'{n:02d}' for n in missing)}; available: {have}")
     return [p for p in chapters if chapter_number(p) in wanted]
-
-
-def chapter_threads_from_env() -> int:
-    """The thread count a chapter runs with when --threads is not given: CHAPTERS_THREADS, else 1
-    (chapters.book reads the same variable; a bad value is refused here as it would be there)."""
-    raw = os.environ.get("CHAPTERS_THREADS")
-    return 1 if raw in (None, "") else parse_count("CHAPTERS_THREADS", raw, 1)
 
 
 def default_jobs(threads_per_chapter: int, cpus: int | None = None) -> int:
@@ -315,9 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         seed = None if args.seed is None else parse_count("--seed", args.seed, 0)
         threads = None if args.threads is None else parse_count("--threads", args.threads, 1)
         timeout = DEFAULT_TIMEOUT if args.timeout is None else parse_seconds("--timeout", args.timeout)
-        jobs = None if args.jobs is None else parse_count("--jobs", args.jobs, 1)
-        if jobs is None:
-            jobs = default_jobs(threads if threads is not None else chapter_threads_from_env())
+        jobs = (default_jobs(option_count(args.threads, "CHAPTERS_THREADS", "--threads", 1, 1)) if args.jobs is None
+                else parse_count("--jobs", args.jobs, 1))
     except ValueError as e:
         ap.error(str(e))
 

@@ -56,7 +56,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
-from chapters.options import check_output_dir, default_lang, parse_count, parse_lang  # noqa: E402,F401  (parse_count re-exported)
+from chapters.options import check_output_dir, default_lang, option_count, parse_count, parse_lang  # noqa: E402,F401  (parse_count re-exported)
 
 __all__ = ["CJK_FONT", "Chapter", "CheckFailed", "plt"]
 
@@ -154,11 +154,8 @@ def _parse(argv):
 def _option(args_value, env: str, option: str, minimum: int, default: int) -> int:
     """The option's value from argv, else from the environment variable ``env``, else ``default``.
     A bad value exits with status 2 and a one-line message (raises ValueError in a notebook)."""
-    text = args_value if args_value is not None else os.environ.get(env, "")
-    if text in (None, ""):
-        return default
     try:
-        return parse_count(option if args_value is not None else env, text, minimum)
+        return option_count(args_value, env, option, minimum, default)
     except ValueError as e:
         if _in_notebook():
             raise

@@ -23,6 +23,16 @@ def parse_count(option: str, text, minimum: int) -> int:
     return value
 
 
+def option_count(args_value, env: str, option: str, minimum: int, default: int) -> int:
+    """The count from argv (``args_value``, named ``option``), else from the environment variable
+    ``env``, else ``default``; a bad value is a ValueError naming where it came from (see
+    :func:`parse_count`). chapters.book and the runner read --seed / --threads this way."""
+    text = args_value if args_value is not None else os.environ.get(env, "")
+    if text in (None, ""):
+        return default
+    return parse_count(option if args_value is not None else env, text, minimum)
+
+
 LANGS = ("zh", "en")
 LANG_NAMES = {"zh": "中文", "en": "English"}
 

@@ -118,7 +118,7 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
 def threads_from_env() -> int | None:
     """OMP_NUM_THREADS when it is one positive integer (as torch itself reads it), else None."""
     raw = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+    return int(raw) if raw.isdecimal() and int(raw) > 0 else None  # isdecimal: what int() reads
 
 
 def set_threads(threads: int | None) -> int:

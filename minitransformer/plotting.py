@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 
 
-
 def append_jsonl(row: dict, path: str | os.PathLike) -> None:
     """Append one row to a JSON-lines file and flush it to the OS."""
     with open(path, "a", encoding="utf-8") as f:

@@ -538,12 +538,17 @@ def test_default_jobs_fills_the_usable_cpus_with_chapters_whatever_else_is_busy(
 
 
 def test_chapter_threads_from_env(monkeypatch):
-    from chapters.__main__ import chapter_threads_from_env
+    """The runner sizes --jobs by the threads a chapter gets: --threads, else CHAPTERS_THREADS, else 1."""
+    from chapters.options import option_count
+
+    def chapter_threads_from_env():
+        return option_count(None, "CHAPTERS_THREADS", "--threads", 1, 1)
 
     monkeypatch.delenv("CHAPTERS_THREADS", raising=False)
     assert chapter_threads_from_env() == 1
     monkeypatch.setenv("CHAPTERS_THREADS", "2")
     assert chapter_threads_from_env() == 2
+    assert option_count("3", "CHAPTERS_THREADS", "--threads", 1, 1) == 3  # argv wins
     monkeypatch.setenv("CHAPTERS_THREADS", "zero")
     with pytest.raises(ValueError, match="CHAPTERS_THREADS: expected a positive integer, received 'zero'"):
         chapter_threads_from_env()
