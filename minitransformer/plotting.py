@@ -157,4 +157,7 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
 
 
 if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle; the helper ends with its stdin
     serve()

@@ -74,6 +74,22 @@ print(p._helper is None)
     assert run_python(code).split()[-1] == "True" and (tmp_path / "a.png").stat().st_size > 1000
 
 
+def test_ctrl_c_is_left_to_the_run(tmp_path, monkeypatch):
+    """A terminal's Ctrl-C reaches the whole process group: the helper must not print a traceback
+    and die, it goes on answering (and ends with its stdin)."""
+    import signal
+
+    monkeypatch.setattr(plotting, "matplotlib_imported", lambda: False)
+    monkeypatch.setattr(plotting, "_helper", None)
+    plotting.plot_loss_curves(ROWS, tmp_path / "a.png")
+    helper = plotting._helper
+    helper.send_signal(signal.SIGINT)
+    plotting.plot_loss_curves(ROWS[:3], tmp_path / "b.png")
+    assert plotting._helper is helper and helper.poll() is None and (tmp_path / "b.png").is_file()
+    helper.stdin.close()
+    assert helper.wait(timeout=30) == 0
+
+
 def test_the_helper_loop_answers_each_request():
     import io
 
