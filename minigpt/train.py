@@ -58,7 +58,7 @@ def join_documents(documents: Sequence[Sequence[int] | torch.Tensor], eot: int |
     """One 1-D int32 stream: the documents' ids joined by the end-of-text id ``eot`` (None: none).
     int32 holds any vocabulary's ids in half of int64's memory (1.1M characters of Tiny
     Shakespeare: 4.4 MB instead of 8.9 MB); batches are cast to int64 as they are cut. One
-    document that is already a 1-D int32 tensor comes back as it is, not copied."""
+    document that is already a 1-D int32 tensor comes back without a copy (a view of it)."""
     pieces: list[torch.Tensor] = []
     for i, ids in enumerate(documents):
         if i and eot is not None:
