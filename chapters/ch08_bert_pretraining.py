@@ -741,7 +741,9 @@ for k, v in b0.items():
 # 预训练最小化 L = L_MLM + L_NSP。一个一无所知的模型会平均地分配它的猜测：MLM 损失为 **ln |V|**
 # （准确率 1/|V|），NSP 损失为 **ln 2**（准确率 50%）。BERT 较小的初始权重（标准差 0.02）让它几乎
 # 恰好从这里起步。只在约 15% 的选中位置上计算 MLM 头（`masked_positions_only=True`），损失相同，
-# 计算量更少。
+# 计算量更少。同样的道理再往下推一层：最后一个编码器层的每一行仍要充当键和值，但只有 `[CLS]` 和选中
+# 位置的那几行会进入损失，所以它只为这些行计算查询、前馈层和两个层归一化
+# （`EncoderBlock.forward_at`）。
 
 # %% [markdown] lang="en"
 # ## 4. The two heads, their losses, and what chance scores
@@ -757,7 +759,10 @@ for k, v in b0.items():
 # Pretraining minimises L = L_MLM + L_NSP. A model that knows nothing spreads its guesses evenly:
 # MLM loss **ln |V|** (accuracy 1/|V|), NSP loss **ln 2** (accuracy 50%). BERT's small initial
 # weights (std 0.02) start it almost exactly there. Computing the MLM head only at the ~15%
-# selected positions (`masked_positions_only=True`) gives the same loss for less work.
+# selected positions (`masked_positions_only=True`) gives the same loss for less work. The same
+# holds one layer down: every row of the last encoder layer is still a key and a value, but only
+# the rows of `[CLS]` and the selected positions reach a loss, so their queries, feed-forward and
+# two LayerNorms are all it computes (`EncoderBlock.forward_at`).
 
 # %%
 ch.manual_seed(0)

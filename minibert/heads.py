@@ -93,15 +93,33 @@ class BertMLMHead(nn.Module):
         return F.linear(h, self.decoder.weight, self.bias)  # (..., V) = h Eᵀ + b
 
 
+def cls_and_selected_positions(selected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row of ``selected`` (B, T) bool: position 0 ([CLS]), then its selected positions in
+    increasing order, padded to the longest row with position 0 again. Returns the positions
+    (B, Q) int64, Q = 1 + the most selected in a row, and ``real`` (B, Q) bool, True at the
+    selected ones: ``x[real]`` for rows gathered at ``positions`` is ``x_full[selected]``.
+    (Article §3.2.3 预训练: the MLM loss reads the masked positions only, NSP reads [CLS].)"""
+    B, T = selected.shape
+    counts = selected.sum(1)  # (B,)
+    q = int(counts.max()) if B else 0
+    t = torch.arange(T, device=selected.device)
+    order = torch.where(selected, t, T + t).argsort(dim=1)[:, :q]  # (B, q): the selected first, in order
+    real = t[:q] < counts.unsqueeze(1)  # (B, q)
+    positions = torch.cat([torch.zeros(B, 1, dtype=torch.int64, device=selected.device), order.masked_fill(~real, 0)], 1)
+    return positions, torch.cat([torch.zeros(B, 1, dtype=torch.bool, device=selected.device), real], 1)
+
+
 class BertForPreTraining(nn.Module):
     """BertModel + MLM head (tied decoder) + NSP head (linear on the pooled [CLS] vector).
     bert-base: 110,106,428 parameters. Labels use transformers' names: ``labels`` (B, T) with -100
     at unselected positions, ``next_sentence_label`` (B,) with 0 = is next, 1 = random.
 
-    ``masked_positions_only=True`` (needs ``labels``) runs the MLM head on the N selected positions
-    only: ``mlm_logits`` is then (N, V), rows in row-major order of ``labels != -100``. The loss and
-    its gradients are the same; the V-wide decoder, the largest matrix product of a small BERT,
-    runs on ~15% of the tokens."""
+    ``masked_positions_only=True`` (needs ``labels``) computes only what the two losses read: the
+    MLM head on the N selected positions, and the last encoder layer at those positions and [CLS]
+    (:func:`cls_and_selected_positions`; every position still serves as a key and value there).
+    ``mlm_logits`` is then (N, V), rows in row-major order of ``labels != -100``. The loss and its
+    gradients are the same; the V-wide decoder, the largest matrix product of a small BERT, and
+    most of the last layer run on ~15% of the tokens."""
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -115,13 +133,21 @@ class BertForPreTraining(nn.Module):
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None, next_sentence_label=None,
                 output_hidden_states: bool = False, output_attentions: bool = False,
                 masked_positions_only: bool = False) -> PreTrainingOutput:
-        out = self.bert(input_ids, token_type_ids, attention_mask, output_hidden_states, output_attentions)
-        hidden = out.last_hidden_state  # (B, T, H)
-        if masked_positions_only:
+        if not masked_positions_only:
+            out = self.bert(input_ids, token_type_ids, attention_mask, output_hidden_states, output_attentions)
+            hidden = out.last_hidden_state  # (B, T, H)
+        else:
             if labels is None:
                 raise ValueError("masked_positions_only: expected MLM labels (B, T) to select positions, received None")
             selected = labels != IGNORE_INDEX  # (B, T)
-            hidden, labels = hidden[selected], labels[selected]  # (N, H), (N,)
+            if output_hidden_states or output_attentions:  # every layer's every row is asked for: a full last layer
+                out = self.bert(input_ids, token_type_ids, attention_mask, output_hidden_states, output_attentions)
+                hidden = out.last_hidden_state[selected]  # (N, H)
+            else:
+                positions, real = cls_and_selected_positions(selected)  # (B, Q), (B, Q)
+                out = self.bert(input_ids, token_type_ids, attention_mask, last_layer_positions=positions)
+                hidden = out.last_hidden_state[real]  # (N, H), row-major order of `selected`
+            labels = labels[selected]  # (N,)
         mlm_logits = self.mlm_head(hidden)  # (B, T, V) or (N, V)
         nsp_logits = self.nsp_head(out.pooler_output)  # (B, 2)
         l_mlm = mlm_loss(mlm_logits, labels) if labels is not None else None

@@ -102,6 +102,20 @@ def check_bert_inputs(c: BertConfig, input_ids, token_type_ids, attention_mask) 
     return token_type_ids, attention_mask
 
 
+def check_last_layer_positions(positions: torch.Tensor, input_ids: torch.Tensor, per_layer_outputs: bool) -> None:
+    """ValueError unless ``positions`` is (B, Q) int64 in [0, T) with [CLS] (0) first in every row."""
+    B, T = input_ids.shape
+    if not isinstance(positions, torch.Tensor) or positions.dim() != 2 or positions.size(0) != B or positions.dtype != torch.int64:
+        got = f"{positions.dtype} {tuple(positions.shape)}" if isinstance(positions, torch.Tensor) else type(positions).__name__
+        raise ValueError(f"last_layer_positions: expected an int64 tensor (B={B}, Q), received {got}")
+    if positions.numel() and (positions.min() < 0 or positions.max() >= T or (positions[:, 0] != 0).any()):
+        raise ValueError(f"last_layer_positions: expected positions in [0, {T}) with 0 ([CLS]) first in each row, "
+                         f"received {positions.tolist()[:2]}...")
+    if per_layer_outputs:
+        raise ValueError("last_layer_positions: expected output_hidden_states and output_attentions False (the last "
+                         "layer computes only some rows), received True")
+
+
 class BertModel(nn.Module):
     """Embeddings -> N post-LN EncoderBlocks -> (optional) pooler. bert-base: 109,482,240 parameters."""
 
@@ -119,16 +133,26 @@ class BertModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, output_hidden_states: bool = False,
-                output_attentions: bool = False) -> BertOutput:
-        """input_ids, token_type_ids (segment 0/1), attention_mask (1 = real, 0 = padding): (B, T)."""
+                output_attentions: bool = False, last_layer_positions: torch.Tensor | None = None) -> BertOutput:
+        """input_ids, token_type_ids (segment 0/1), attention_mask (1 = real, 0 = padding): (B, T).
+
+        ``last_layer_positions`` (B, Q) int64, column 0 all zeros ([CLS], for the pooler): the last
+        layer computes only those rows (``EncoderBlock.forward_at``), and ``last_hidden_state`` is
+        (B, Q, H), row q of sequence b being position ``last_layer_positions[b, q]``."""
         token_type_ids, attention_mask = check_bert_inputs(self.config, input_ids, token_type_ids, attention_mask)
+        if last_layer_positions is not None:
+            check_last_layer_positions(last_layer_positions, input_ids, output_hidden_states or output_attentions)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
         hidden, attentions = [x], []
-        for layer in self.encoder.layers:
+        layers = self.encoder.layers
+        for i, layer in enumerate(layers):
+            if last_layer_positions is not None and i == len(layers) - 1:
+                x = layer.forward_at(x, last_layer_positions, attention_mask)  # (B, Q, H)
+                break
             x, w = layer(x, attention_mask, need_weights=output_attentions)  # (B, T, H), (B, nh, T, T)
             hidden.append(x)
             attentions.append(w)
-        pooled = self.pooler(x) if self.pooler is not None else None  # (B, H)
+        pooled = self.pooler(x) if self.pooler is not None else None  # (B, H), from row 0: [CLS]
         return BertOutput(
             last_hidden_state=x,
             pooler_output=pooled,

@@ -13,7 +13,7 @@ import importlib
 _EXPORTS = {
     "attention": ('KVCache', 'MultiHeadAttention', 'attention_scores', 'causal_mask', 'masked_softmax',
                   'merge_heads', 'padding_mask', 'scaled_dot_product_attention', 'sdpa_fast', 'split_heads'),
-    "blocks": ('DecoderBlock', 'EncoderBlock', 'sublayer_connection'),
+    "blocks": ('DecoderBlock', 'EncoderBlock', 'gather_positions', 'sublayer_connection'),
     "distillation": ('DistillationWeights', 'cosine_hidden_loss', 'soft_target_loss',
                      'weighted_distillation_loss'),
     "factorised": ('FactorisedEmbedding', 'SharedLayers', 'shared_group_index'),

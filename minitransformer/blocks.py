@@ -31,6 +31,15 @@ def sublayer_connection(x: torch.Tensor, norm: nn.Module, sublayer, dropout: nn.
     return norm(x + dropout(y)), w
 
 
+def gather_positions(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """out[b, q] = x[b, index[b, q]]: the rows of each sequence at the given positions.
+    x: (B, T, C), index: (B, Q) int64 -> (B, Q, C)."""
+    check_rank(index, 2, "positions (B, Q)")
+    if index.size(0) != x.size(0) or index.dtype != torch.int64:
+        raise ValueError(f"positions: expected int64 (B={x.size(0)}, Q), received {index.dtype} {tuple(index.shape)}")
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+
+
 class EncoderBlock(nn.Module):
     """Self-attention + feed-forward. x: (B, T, C) -> (B, T, C).
 
@@ -61,6 +70,24 @@ class EncoderBlock(nn.Module):
         )
         x, _ = sublayer_connection(x, self.norm2, lambda h: (self.ff(h), None), self.dropout2, self.norm_first)
         return x, w
+
+    def forward_at(self, x: torch.Tensor, positions: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        """The block's output at ``positions`` only: forward(x)[0] gathered there, computed so.
+
+        Every position's row is needed as a key and a value, but each output row depends only on its
+        own query: so the queries, the attention output, both residuals, both LayerNorms and the
+        feed-forward run on Q rows instead of T. BERT's last layer needs just the [CLS] row and the
+        masked rows (~15 %) for its pretraining losses. x: (B, T, C), positions: (B, Q) int64
+        -> (B, Q, C). (Rotary positions would need each query's own position: not supported.)"""
+        check_rank(x, 3, "block input (B, T, C)")
+        if self.self_attn.rotary is not None:
+            raise ValueError("forward_at: expected a block without rotary positions, received one with a RotaryEmbedding")
+        keys = self.norm1(x) if self.norm_first else x  # (B, T, C), what the full block's attention sees
+        h = gather_positions(x, positions)  # (B, Q, C)
+        h, _ = sublayer_connection(h, self.norm1, lambda q: self.self_attn(q, keys, attention_mask), self.dropout1,
+                                   self.norm_first)
+        h, _ = sublayer_connection(h, self.norm2, lambda q: (self.ff(q), None), self.dropout2, self.norm_first)
+        return h
 
 
 class DecoderBlock(nn.Module):

@@ -146,3 +146,34 @@ def test_fused_kernels_and_masked_positions_only_compute_the_same(tiny):
     assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(g_full, g_sparse))
     with pytest.raises(ValueError, match="masked_positions_only"):
         fast(ids, masked_positions_only=True)
+
+
+def test_cls_and_selected_positions_closed_form():
+    from minibert.heads import cls_and_selected_positions
+
+    selected = torch.tensor([[False, True, False, True, True], [False] * 5, [False, False, True, False, False]])
+    positions, real = cls_and_selected_positions(selected)
+    assert positions.tolist() == [[0, 1, 3, 4], [0, 0, 0, 0], [0, 2, 0, 0]]
+    assert real.tolist() == [[False, True, True, True], [False] * 4, [False, True, False, False]]
+    x = torch.arange(15).reshape(3, 5)
+    assert torch.equal(torch.gather(x, 1, positions)[real], x[selected])
+
+
+def test_last_layer_positions_give_the_full_models_rows(tiny):
+    """BertModel(last_layer_positions=...) equals the full model's last_hidden_state at those rows
+    (padding included) and the same pooler output; bad positions are refused with what was expected."""
+    model = BertModel(tiny).eval()
+    ids = torch.randint(5, 40, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    positions = torch.tensor([[0, 3, 8], [0, 5, 0]])
+    full, part = model(ids, attention_mask=mask), model(ids, attention_mask=mask, last_layer_positions=positions)
+    want = torch.stack([full.last_hidden_state[b, positions[b]] for b in range(2)])
+    torch.testing.assert_close(part.last_hidden_state, want, rtol=0, atol=1e-5)
+    torch.testing.assert_close(part.pooler_output, full.pooler_output, rtol=0, atol=1e-5)
+    for bad, what in ((torch.tensor([[1, 2], [0, 1]]), "0 \\(\\[CLS\\]\\) first"), (torch.tensor([[0, 9], [0, 1]]), r"\[0, 9\)"),
+                      (torch.tensor([0, 1]), "int64 tensor"), (positions.int(), "int64 tensor")):
+        with pytest.raises(ValueError, match=what):
+            model(ids, attention_mask=mask, last_layer_positions=bad)
+    with pytest.raises(ValueError, match="output_hidden_states"):
+        model(ids, attention_mask=mask, last_layer_positions=positions, output_hidden_states=True)

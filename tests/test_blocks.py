@@ -212,3 +212,34 @@ def test_block_bad_input():
         model.encode(torch.tensor([[0, 12]]))
     with pytest.raises(ValueError, match=r"length <= 8"):
         model.encode(torch.ones(1, 9, dtype=torch.long))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_forward_at_equals_the_full_block_gathered(norm_first):
+    """EncoderBlock.forward_at(x, positions) == forward(x)[0] at those positions (with padding, in
+    float64, atol 1e-12), and so are the gradients it sends to x and to every weight."""
+    torch.manual_seed(0)
+    block = EncoderBlock(8, 2, 16, dropout=0.0, norm_first=norm_first).double()
+    x = torch.randn(3, 7, 8, dtype=torch.float64, requires_grad=True)
+    mask = torch.ones(3, 7, dtype=torch.int64)
+    mask[1, 5:] = 0
+    positions = torch.tensor([[0, 2, 6], [0, 4, 0], [0, 1, 3]])
+    full = block(x, mask)[0]
+    want = torch.stack([full[b, positions[b]] for b in range(3)])  # (B, Q, C)
+    got = block.forward_at(x, positions, mask)
+    assert got.shape == (3, 3, 8) and max_err(got, want) < 1e-12
+    weights = torch.randn_like(want)
+    g_want = torch.autograd.grad((want * weights).sum(), [x, *block.parameters()])
+    g_got = torch.autograd.grad((got * weights).sum(), [x, *block.parameters()])
+    assert all(max_err(a, b) < 1e-12 for a, b in zip(g_got, g_want))
+
+
+def test_forward_at_bad_positions():
+    from minitransformer import gather_positions
+
+    block = EncoderBlock(8, 2, 16)
+    x = torch.randn(2, 5, 8)
+    for bad in (torch.tensor([0, 1]), torch.zeros(3, 2, dtype=torch.int64), torch.zeros(2, 2, dtype=torch.int32)):
+        with pytest.raises(ValueError, match="positions"):
+            block.forward_at(x, bad)
+    assert torch.equal(gather_positions(x, torch.tensor([[4], [0]])), torch.stack([x[0, 4:5], x[1, 0:1]]))
