@@ -510,9 +510,10 @@ def scrambled_attention(mha, mode, generator):
     original = mha.forward
 
     def forward(query, key_value=None, attention_mask=None, *args, **kwargs):
-        _, w = original(query, None, attention_mask, None, False, True)  # need_weights=True: (B, heads, T, T)
+        _, w = original(query, key_value, attention_mask, None, False, True)  # need_weights=True: (B, heads, T_q, T)
         w = torch.full_like(w, 1.0 / w.size(-1)) if mode == "uniform" else w[..., torch.randperm(w.size(-1), generator=generator)]
-        v = split_heads(mha.v_proj(query), mha.n_heads)  # (B, heads, T, hs)
+        # a classifier's last layer asks only for the [CLS] row: queries (B, 1, C), keys and values every token
+        v = split_heads(mha.v_proj(query if key_value is None else key_value), mha.n_heads)  # (B, heads, T, hs)
         return mha.out_proj(merge_heads(w @ v)), None
     return forward
 

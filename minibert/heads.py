@@ -165,7 +165,9 @@ class BertForPreTraining(nn.Module):
 
 class BertForSequenceClassification(nn.Module):
     """logits = W · Dropout(pooled) + b: one label per sequence (Article §3.2.4 分类任务, §4.3).
-    (B, T) -> (B, num_labels); loss = cross-entropy against ``labels`` (B,)."""
+    (B, T) -> (B, num_labels); loss = cross-entropy against ``labels`` (B,). The pooled vector reads
+    the last layer's [CLS] row only, so that layer computes just that row (keys and values still
+    from every token): the same logits, a layer's worth less work."""
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -179,7 +181,11 @@ class BertForSequenceClassification(nn.Module):
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 output_hidden_states: bool = False, output_attentions: bool = False) -> ClassifierOutput:
-        out = self.bert(input_ids, token_type_ids, attention_mask, output_hidden_states, output_attentions)
+        if output_hidden_states or output_attentions or not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+            out = self.bert(input_ids, token_type_ids, attention_mask, output_hidden_states, output_attentions)
+        else:  # only [CLS] reaches the logits: the last layer computes that row alone (EncoderBlock.forward_at)
+            cls_row = torch.zeros(input_ids.size(0), 1, dtype=torch.int64, device=input_ids.device)  # (B, 1)
+            out = self.bert(input_ids, token_type_ids, attention_mask, last_layer_positions=cls_row)
         logits = self.classifier(self.dropout(out.pooler_output))  # (B, num_labels)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return ClassifierOutput(loss, logits, out.hidden_states, out.attentions)

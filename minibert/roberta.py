@@ -91,12 +91,13 @@ class RobertaModel(BertModel):
         self.embeddings.apply(lambda m: init_bert_weights(m, config.initializer_range))
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, output_hidden_states=False,
-                output_attentions=False):
+                output_attentions=False, last_layer_positions=None):
         n = self.config.max_length
         if input_ids.dim() == 2 and input_ids.size(1) > n:
             raise ValueError(f"input_ids: expected length <= {n} (max_position_embeddings - padding_idx - 1), "
                              f"received {input_ids.size(1)}")
-        return super().forward(input_ids, token_type_ids, attention_mask, output_hidden_states, output_attentions)
+        return super().forward(input_ids, token_type_ids, attention_mask, output_hidden_states, output_attentions,
+                               last_layer_positions)
 
     @classmethod
     def from_pretrained(cls, path, **kw):

@@ -177,3 +177,26 @@ def test_last_layer_positions_give_the_full_models_rows(tiny):
             model(ids, attention_mask=mask, last_layer_positions=bad)
     with pytest.raises(ValueError, match="output_hidden_states"):
         model(ids, attention_mask=mask, last_layer_positions=positions, output_hidden_states=True)
+
+
+def test_sequence_classifier_computes_only_the_cls_row_of_the_last_layer(tiny, monkeypatch):
+    """BertForSequenceClassification asks the last layer for [CLS] alone; logits, loss and every
+    gradient equal the full model's (output_hidden_states=True runs every row), within 1e-6."""
+    import minitransformer.blocks as blocks
+
+    clf = BertForSequenceClassification(tiny).eval()  # 3 labels
+    ids = torch.randint(5, 40, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0
+    labels = torch.tensor([0, 2, 1])
+    calls = []
+    real_forward_at = blocks.EncoderBlock.forward_at
+    monkeypatch.setattr(blocks.EncoderBlock, "forward_at", lambda self, x, p, m=None: calls.append(p) or real_forward_at(self, x, p, m))
+    sparse = clf(ids, attention_mask=mask, labels=labels)
+    assert len(calls) == 1 and calls[0].tolist() == [[0], [0], [0]]
+    full = clf(ids, attention_mask=mask, labels=labels, output_hidden_states=True)
+    assert len(calls) == 1  # the full path did not use it
+    torch.testing.assert_close(sparse.logits, full.logits, rtol=0, atol=1e-6)
+    g_sparse = torch.autograd.grad(sparse.loss, list(clf.parameters()))
+    g_full = torch.autograd.grad(full.loss, list(clf.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g_sparse, g_full))
