@@ -114,6 +114,7 @@ def plot_loss_curves(rows: list[dict], path: str | os.PathLike, title: str = "lo
 
 
 def matplotlib_imported() -> bool:
+    """True when this process has imported matplotlib already (drawing here then costs no memory)."""
     return "matplotlib" in sys.modules
 
 

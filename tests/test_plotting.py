@@ -40,6 +40,14 @@ print(json.dumps({{"matplotlib": "matplotlib" in sys.modules, "same_helper": p._
     assert (tmp_path / "b.png").read_bytes() != (tmp_path / "a.png").read_bytes()
 
 
+def test_a_character_level_run_loads_no_plotting_or_subword_libraries():
+    """What the CLIs import before a run: neither matplotlib (the helper draws), nor sentencepiece
+    and regex (loaded by the tokenizers that use them): 36 MiB a character-level run does not carry."""
+    loaded = run_python("import sys, minigpt.cli, minibert.cli; "
+                        "print([m for m in ('matplotlib', 'sentencepiece', 'regex') if m in sys.modules])")
+    assert loaded.split()[-1] == "[]"
+
+
 @pytest.mark.parametrize("command", [
     [sys.executable, "-c", "import sys; sys.exit(3)"],  # dies at once: a broken pipe
     [sys.executable, "-c", "import sys; sys.stdin.readline(); print('no')"],  # answers, but not ok
